@@ -1,0 +1,282 @@
+//! EVENTS.jsonl -> the hits each lead's behavior rules count.
+//!
+//! The file is read in large chunks by one thread while the others parse the
+//! previous chunk line by line in parallel. Only events that some behavior
+//! rule counts are kept, as 24-byte hits; every line is still checked, so a
+//! bad row is reported wherever it is. Memory stays bounded by the kept hits
+//! and the duplicate filter, not by the file size.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Read};
+use std::sync::mpsc::sync_channel;
+
+use anyhow::{Context, Result};
+use leadscore_core::{ScoringModel, Timestamp};
+use rayon::prelude::*;
+
+use super::bad_rows::{BadKind, BadRow, BadRows};
+use super::dedup::{Dedup, id_hash};
+use super::json_line::{LineError, parse_line};
+use super::leads_csv::{IdMap, reject};
+
+/// One event counted by one rule for one lead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeadHit {
+    pub lead: u32,
+    pub rule: u16,
+    pub at: Timestamp,
+    /// The line number: the ingest order.
+    pub seq: u64,
+}
+
+const CHUNK: usize = 8 << 20;
+
+/// What one parallel piece of a chunk produced, in line order.
+#[derive(Default)]
+struct Piece {
+    hits: Vec<LeadHit>,
+    ids: Vec<u64>,
+    bad: Vec<BadRow>,
+}
+
+/// Reads all events, returning the hits that count (duplicates removed) and
+/// the number of duplicate events ignored.
+pub fn read_events<R: Read + Send + 'static>(
+    model: &ScoringModel,
+    leads: &IdMap,
+    input: R,
+    file: &str,
+    size_hint: Option<u64>,
+    bad: &mut BadRows,
+    strict: bool,
+) -> Result<(Vec<LeadHit>, u64)> {
+    let (tx, rx) = sync_channel::<std::io::Result<Vec<u8>>>(2);
+    let reader = std::thread::spawn(move || read_chunks(input, &tx));
+
+    let mut hits = Vec::new();
+    let mut dedup = Dedup::new(rayon::current_num_threads().max(1));
+    let mut first_line = 1u64;
+    for chunk in rx {
+        let chunk = chunk.with_context(|| format!("{file}: cannot read"))?;
+        if dedup.is_empty()
+            && let Some(size) = size_hint
+        {
+            // Estimate the file's event count from the first chunk's line density.
+            let per_line = (chunk.len() as u64 / count_lines(&chunk).max(1)).max(1);
+            dedup.reserve(size / per_line + 1);
+        }
+        let pieces = split_lines(&chunk, rayon::current_num_threads() * 4);
+        let mut starts = Vec::with_capacity(pieces.len());
+        let mut line = first_line;
+        for p in &pieces {
+            starts.push(line);
+            line += count_lines(p);
+        }
+        first_line = line;
+        let results: Vec<Piece> = pieces
+            .par_iter()
+            .zip(starts)
+            .map(|(piece, start)| parse_piece(model, leads, piece, start, file))
+            .collect();
+        for piece in &results {
+            for row in &piece.bad {
+                reject(bad, strict, row.clone())?;
+            }
+        }
+        let ids: Vec<&[u64]> = results.iter().map(|p| p.ids.as_slice()).collect();
+        dedup.insert_all(&ids);
+        for piece in results {
+            hits.extend_from_slice(&piece.hits);
+        }
+    }
+    reader.join().expect("the reader thread does not panic")?;
+
+    let duplicates = dedup.duplicate_lines(|hashes| ids_with_hashes(model, leads, file, hashes))?;
+    if !duplicates.is_empty() {
+        hits.retain(|h| duplicates.binary_search(&h.seq).is_err());
+    }
+    Ok((hits, duplicates.len() as u64))
+}
+
+fn read_chunks<R: Read>(
+    mut input: R,
+    tx: &std::sync::mpsc::SyncSender<std::io::Result<Vec<u8>>>,
+) -> Result<()> {
+    let mut carry: Vec<u8> = Vec::new();
+    loop {
+        let mut buf = std::mem::take(&mut carry);
+        let start = buf.len();
+        buf.resize(start + CHUNK, 0);
+        let mut filled = start;
+        while filled < buf.len() {
+            match input.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return Ok(());
+                }
+            }
+        }
+        buf.truncate(filled);
+        let eof = filled < start + CHUNK;
+        if !eof && let Some(nl) = memchr::memrchr(b'\n', &buf) {
+            carry = buf[nl + 1..].to_vec();
+            buf.truncate(nl + 1);
+        }
+        if !buf.is_empty() && tx.send(Ok(buf)).is_err() {
+            return Ok(()); // the consumer stopped (e.g. --strict)
+        }
+        if eof {
+            return Ok(());
+        }
+    }
+}
+
+fn count_lines(b: &[u8]) -> u64 {
+    memchr::memchr_iter(b'\n', b).count() as u64
+}
+
+/// Splits at line ends into about `n` pieces.
+fn split_lines(chunk: &[u8], n: usize) -> Vec<&[u8]> {
+    let target = chunk.len() / n.max(1) + 1;
+    let mut pieces = Vec::with_capacity(n + 1);
+    let mut rest = chunk;
+    while !rest.is_empty() {
+        let cut = if rest.len() <= target {
+            rest.len()
+        } else {
+            memchr::memchr(b'\n', &rest[target..]).map_or(rest.len(), |i| target + i + 1)
+        };
+        pieces.push(&rest[..cut]);
+        rest = &rest[cut..];
+    }
+    pieces
+}
+
+fn parse_piece(model: &ScoringModel, leads: &IdMap, piece: &[u8], first_line: u64, file: &str) -> Piece {
+    let mut out = Piece::default();
+    let mut start = 0;
+    let mut line_no = first_line - 1;
+    while start < piece.len() {
+        let end = memchr::memchr(b'\n', &piece[start..]).map_or(piece.len(), |i| start + i);
+        let line = &piece[start..end];
+        start = end + 1;
+        line_no += 1;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match check_line(model, leads, line) {
+            Ok((hash, lead, at, rules)) => {
+                out.ids.push(hash);
+                for rule in rules {
+                    out.hits.push(LeadHit {
+                        lead,
+                        rule,
+                        at,
+                        seq: line_no,
+                    });
+                }
+            }
+            Err((kind, detail)) => out.bad.push(BadRow {
+                file: file.into(),
+                line: line_no,
+                kind,
+                detail,
+            }),
+        }
+    }
+    out
+}
+
+type Checked = (u64, u32, Timestamp, smallrules::Rules);
+
+/// Validates one line and finds the rules it counts for.
+fn check_line(model: &ScoringModel, leads: &IdMap, line: &[u8]) -> Result<Checked, (BadKind, String)> {
+    let ev = parse_line(line).map_err(|e| match e {
+        LineError::NotJson(m) => (BadKind::NotJson, m),
+        LineError::MissingField(f) => (BadKind::MissingField, format!("the event has no `{f}`")),
+        LineError::WrongType(m) => (BadKind::WrongType, m),
+        LineError::UnknownField(m) => (
+            BadKind::UnknownField,
+            format!("{m} (an event has id, lead, type, occurred_at, properties)"),
+        ),
+    })?;
+    for (name, v) in [("id", &ev.id), ("lead", &ev.lead), ("type", &ev.kind)] {
+        if v.trim().is_empty() {
+            return Err((BadKind::MissingField, format!("the event's `{name}` is blank")));
+        }
+    }
+    let at = Timestamp::parse(&ev.occurred_at)
+        .map_err(|e| (BadKind::BadTimestamp, format!("occurred_at: {e}")))?;
+    let lead = *leads.get(ev.lead.as_ref()).ok_or_else(|| {
+        (
+            BadKind::UnknownLead,
+            format!("no lead with id `{}` in the leads file", ev.lead),
+        )
+    })?;
+    let mut rules = smallrules::Rules::default();
+    for &r in model.rules_listing(&ev.kind) {
+        if model.behavior[usize::from(r)].matches_properties(&ev) {
+            rules.push(r);
+        }
+    }
+    Ok((id_hash(&ev.id), lead, at, rules))
+}
+
+/// Every valid event line whose id hashes to one of `hashes`, with its id,
+/// read again from the file. Only needed when some id hash was seen twice.
+fn ids_with_hashes(
+    model: &ScoringModel,
+    leads: &IdMap,
+    file: &str,
+    hashes: &HashSet<u64>,
+) -> Result<Vec<(u64, String)>> {
+    let input = std::fs::File::open(file)
+        .with_context(|| format!("{file}: cannot open again to check duplicates"))?;
+    let mut out = Vec::new();
+    for (i, line) in BufReader::new(input).split(b'\n').enumerate() {
+        let line = line.with_context(|| format!("{file}: cannot read again to check duplicates"))?;
+        let line = line.strip_suffix(b"\r").unwrap_or(&line);
+        if let Ok((hash, ..)) = check_line(model, leads, line)
+            && hashes.contains(&hash)
+            && let Ok(ev) = parse_line(line)
+        {
+            out.push((i as u64 + 1, ev.id.into_owned()));
+        }
+    }
+    Ok(out)
+}
+
+mod smallrules {
+    /// The rules one event counts for: almost always zero or one, so inline.
+    #[derive(Default)]
+    pub struct Rules {
+        inline: [u16; 4],
+        len: usize,
+        more: Vec<u16>,
+    }
+
+    impl Rules {
+        pub fn push(&mut self, r: u16) {
+            if self.len < self.inline.len() {
+                self.inline[self.len] = r;
+                self.len += 1;
+            } else {
+                self.more.push(r);
+            }
+        }
+    }
+
+    impl IntoIterator for Rules {
+        type Item = u16;
+        type IntoIter =
+            std::iter::Chain<std::iter::Take<std::array::IntoIter<u16, 4>>, std::vec::IntoIter<u16>>;
+
+        fn into_iter(self) -> Self::IntoIter {
+            self.inline.into_iter().take(self.len).chain(self.more)
+        }
+    }
+}

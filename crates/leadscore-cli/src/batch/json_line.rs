@@ -1,0 +1,408 @@
+//! One line of EVENTS.jsonl -> its fields, borrowed from the line where possible.
+//!
+//! Most lines are flat objects without escapes; a narrow hand-written scanner
+//! reads those several times faster than serde. Anything it does not
+//! recognise (escapes, nesting inside properties, odd spacing of unusual
+//! kinds, errors) goes to serde_json, which is also the authority on every
+//! error message. A property test checks that both agree.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// The fields of one event line. Property values are strings as written in
+/// JSON: a string's contents, or the literal text of a number/true/false/null.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EventLine<'a> {
+    pub id: Cow<'a, str>,
+    pub lead: Cow<'a, str>,
+    pub kind: Cow<'a, str>,
+    pub occurred_at: Cow<'a, str>,
+    pub properties: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+}
+
+impl leadscore_core::PropertyLookup for EventLine<'_> {
+    fn property(&self, key: &str) -> Option<Cow<'_, str>> {
+        // JSON objects with a repeated key keep the last value.
+        self.properties
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| Cow::Borrowed(v.as_ref()))
+    }
+}
+
+/// Why a line is not an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineError {
+    NotJson(String),
+    MissingField(&'static str),
+    WrongType(String),
+    UnknownField(String),
+}
+
+pub fn parse_line(line: &[u8]) -> Result<EventLine<'_>, LineError> {
+    if let Some(ev) = std::str::from_utf8(line).ok().and_then(fast::parse) {
+        return Ok(ev);
+    }
+    slow(line)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SerdeLine<'a> {
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    lead: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "type")]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    occurred_at: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    properties: Option<BTreeMap<Cow<'a, str>, &'a RawValue>>,
+}
+
+fn slow(line: &[u8]) -> Result<EventLine<'_>, LineError> {
+    let raw: SerdeLine = serde_json::from_slice(line).map_err(|e| {
+        let msg = e.to_string();
+        match e.classify() {
+            serde_json::error::Category::Data if msg.starts_with("unknown field") => {
+                LineError::UnknownField(msg)
+            }
+            serde_json::error::Category::Data => LineError::WrongType(msg),
+            _ => LineError::NotJson(msg),
+        }
+    })?;
+    let mut properties = Vec::new();
+    for (k, v) in raw.properties.unwrap_or_default() {
+        let text = v.get();
+        let value = if text.starts_with('"') {
+            Cow::Owned(serde_json::from_str::<String>(text).map_err(|e| LineError::NotJson(e.to_string()))?)
+        } else {
+            Cow::Borrowed(text)
+        };
+        properties.push((k, value));
+    }
+    Ok(EventLine {
+        id: raw.id.ok_or(LineError::MissingField("id"))?,
+        lead: raw.lead.ok_or(LineError::MissingField("lead"))?,
+        kind: raw.kind.ok_or(LineError::MissingField("type"))?,
+        occurred_at: raw.occurred_at.ok_or(LineError::MissingField("occurred_at"))?,
+        properties,
+    })
+}
+
+mod fast {
+    use std::borrow::Cow;
+
+    use super::EventLine;
+
+    struct Cursor<'a> {
+        s: &'a str,
+        pos: usize,
+    }
+
+    impl<'a> Cursor<'a> {
+        fn ws(&mut self) {
+            let b = self.s.as_bytes();
+            while self.pos < b.len() && matches!(b[self.pos], b' ' | b'\t' | b'\r' | b'\n') {
+                self.pos += 1;
+            }
+        }
+
+        fn eat(&mut self, c: u8) -> Option<()> {
+            self.ws();
+            (self.s.as_bytes().get(self.pos) == Some(&c)).then(|| self.pos += 1)
+        }
+
+        fn peek(&mut self) -> Option<u8> {
+            self.ws();
+            self.s.as_bytes().get(self.pos).copied()
+        }
+
+        /// A string without escapes or control characters.
+        fn string(&mut self) -> Option<&'a str> {
+            self.eat(b'"')?;
+            let b = self.s.as_bytes();
+            let start = self.pos;
+            let len = memchr::memchr2(b'"', b'\\', &b[start..])?;
+            let end = start + len;
+            if b[end] != b'"' || b[start..end].iter().any(|&c| c < 0x20) {
+                return None;
+            }
+            self.pos = end + 1;
+            Some(&self.s[start..end])
+        }
+
+        /// A scalar that is not a string: a JSON number, true, false or null.
+        fn literal(&mut self) -> Option<&'a str> {
+            self.ws();
+            let b = self.s.as_bytes();
+            let start = self.pos;
+            for word in ["true", "false", "null"] {
+                if self.s[start..].starts_with(word) {
+                    self.pos += word.len();
+                    return Some(word);
+                }
+            }
+            let mut i = start;
+            let digits = |i: &mut usize| {
+                let from = *i;
+                while *i < b.len() && b[*i].is_ascii_digit() {
+                    *i += 1;
+                }
+                *i > from
+            };
+            if b.get(i) == Some(&b'-') {
+                i += 1;
+            }
+            if b.get(i) == Some(&b'0') {
+                i += 1;
+            } else if !digits(&mut i) {
+                return None;
+            }
+            if b.get(i) == Some(&b'.') {
+                i += 1;
+                if !digits(&mut i) {
+                    return None;
+                }
+            }
+            if matches!(b.get(i), Some(b'e' | b'E')) {
+                i += 1;
+                if matches!(b.get(i), Some(b'+' | b'-')) {
+                    i += 1;
+                }
+                if !digits(&mut i) {
+                    return None;
+                }
+            }
+            self.pos = i;
+            Some(&self.s[start..i])
+        }
+
+        fn properties(&mut self) -> Option<Vec<(Cow<'a, str>, Cow<'a, str>)>> {
+            if self.peek()? == b'n' {
+                return (self.literal()? == "null").then(Vec::new);
+            }
+            self.eat(b'{')?;
+            let mut out = Vec::new();
+            if self.peek()? == b'}' {
+                self.pos += 1;
+                return Some(out);
+            }
+            loop {
+                let key = self.string()?;
+                self.eat(b':')?;
+                let value = if self.peek()? == b'"' {
+                    self.string()?
+                } else {
+                    self.literal()?
+                };
+                out.push((Cow::Borrowed(key), Cow::Borrowed(value)));
+                match self.peek()? {
+                    b',' => self.pos += 1,
+                    b'}' => {
+                        self.pos += 1;
+                        return Some(out);
+                    }
+                    _ => return None,
+                }
+            }
+        }
+    }
+
+    /// `None` unless the line is a simple, valid event object.
+    pub(super) fn parse(s: &str) -> Option<EventLine<'_>> {
+        let mut c = Cursor { s, pos: 0 };
+        c.eat(b'{')?;
+        let (mut id, mut lead, mut kind, mut at, mut props) = (None, None, None, None, None);
+        loop {
+            let key = c.string()?;
+            c.eat(b':')?;
+            let slot = match key {
+                "id" => &mut id,
+                "lead" => &mut lead,
+                "type" => &mut kind,
+                "occurred_at" => &mut at,
+                "properties" if props.is_none() => {
+                    props = Some(c.properties()?);
+                    match c.peek()? {
+                        b',' => {
+                            c.pos += 1;
+                            continue;
+                        }
+                        b'}' => break,
+                        _ => return None,
+                    }
+                }
+                _ => return None,
+            };
+            if slot.is_some() {
+                return None; // a repeated key: serde reports it
+            }
+            *slot = Some(Cow::Borrowed(c.string()?));
+            match c.peek()? {
+                b',' => c.pos += 1,
+                b'}' => break,
+                _ => return None,
+            }
+        }
+        c.pos += 1;
+        c.ws();
+        if c.pos != s.len() {
+            return None;
+        }
+        Some(EventLine {
+            id: id?,
+            lead: lead?,
+            kind: kind?,
+            occurred_at: at?,
+            properties: props.unwrap_or_default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn check(line: &str, expected: Result<(&str, &str, &str, &str, &[(&str, &str)]), &str>) {
+        let got = parse_line(line.as_bytes());
+        match (got, expected) {
+            (Ok(ev), Ok((id, lead, kind, at, props))) => {
+                assert_eq!(
+                    (
+                        ev.id.as_ref(),
+                        ev.lead.as_ref(),
+                        ev.kind.as_ref(),
+                        ev.occurred_at.as_ref()
+                    ),
+                    (id, lead, kind, at),
+                    "{line}"
+                );
+                let got: Vec<(&str, &str)> = ev
+                    .properties
+                    .iter()
+                    .map(|(k, v)| (k.as_ref(), v.as_ref()))
+                    .collect();
+                assert_eq!(got, props, "{line}");
+            }
+            (Err(e), Err(kind)) => assert!(format!("{e:?}").starts_with(kind), "{line}: {e:?}"),
+            (got, expected) => panic!("{line}: got {got:?}, expected {expected:?}"),
+        }
+    }
+
+    #[test]
+    fn table() {
+        let ok = |props: &'static [(&'static str, &'static str)]| {
+            Ok(("e1", "L1", "page_viewed", "2026-11-01T00:00:00Z", props))
+        };
+        check(
+            r#"{"id":"e1","lead":"L1","type":"page_viewed","occurred_at":"2026-11-01T00:00:00Z"}"#,
+            ok(&[]),
+        );
+        check(
+            r#" { "id" : "e1", "lead":"L1","type":"page_viewed","occurred_at":"2026-11-01T00:00:00Z","properties":{"path":"/pricing","n":5,"x":null} } "#,
+            ok(&[("path", "/pricing"), ("n", "5"), ("x", "null")]),
+        );
+        check(
+            r#"{"properties":{"path":"/pri\"cing"},"id":"e1","lead":"L1","type":"page_viewed","occurred_at":"2026-11-01T00:00:00Z"}"#,
+            ok(&[("path", "/pri\"cing")]),
+        );
+        check(
+            r#"{"id":"e\u0031","lead":"L1","type":"page_viewed","occurred_at":"2026-11-01T00:00:00Z","properties":null}"#,
+            ok(&[]),
+        );
+        check(
+            r#"{"id":"e1","lead":"L1","type":"page_viewed","occurred_at":"2026-11-01T00:00:00Z","properties":{"tags":["a",1]}}"#,
+            ok(&[("tags", r#"["a",1]"#)]),
+        );
+        check(
+            r#"{"id":"e1","lead":"L1","type":"page_viewed"}"#,
+            Err("MissingField(\"occurred_at\")"),
+        );
+        check(
+            r#"{"id":"e1","lead":"L1","type":"page_viewed","occurred_at":null}"#,
+            Err("MissingField"),
+        );
+        check(
+            r#"{"id":1,"lead":"L1","type":"page_viewed","occurred_at":"2026-11-01T00:00:00Z"}"#,
+            Err("WrongType"),
+        );
+        check(
+            r#"{"id":"e1","lead":"L1","type":"page_viewed","occurred_at":"2026-11-01T00:00:00Z","properties":"x"}"#,
+            Err("WrongType"),
+        );
+        check(
+            r#"{"id":"e1","lead":"L1","kind":"page_viewed","occurred_at":"2026-11-01T00:00:00Z"}"#,
+            Err("UnknownField"),
+        );
+        check(
+            r#"{"id":"e1","id":"e2","lead":"L1","type":"t","occurred_at":"2026-11-01T00:00:00Z"}"#,
+            Err("WrongType"),
+        );
+        check(r#"{"id":"e1","lead":"L1""#, Err("NotJson"));
+        check("not json", Err("NotJson"));
+        check(
+            r#"{"id":"e1","lead":"L1","type":"t","occurred_at":"x"} trailing"#,
+            Err("NotJson"),
+        );
+        check(
+            r#"{"id":"e1","lead":"L1","type":"t","occurred_at":"x","properties":{"n":01}}"#,
+            Err("NotJson"),
+        );
+    }
+
+    fn json_string() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-zA-Z0-9 /_.:-]{0,12}",
+            any::<String>().prop_map(|s| s.chars().take(8).collect()),
+        ]
+    }
+
+    fn json_scalar() -> impl Strategy<Value = serde_json::Value> {
+        prop_oneof![
+            json_string().prop_map(serde_json::Value::String),
+            any::<i32>().prop_map(|n| serde_json::json!(n)),
+            (-1e6f64..1e6).prop_map(|n| serde_json::json!(n)),
+            any::<bool>().prop_map(serde_json::Value::Bool),
+            Just(serde_json::Value::Null),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the fast path accepts, serde reads the same way.
+        #[test]
+        fn fast_path_agrees_with_serde(
+            id in json_string(), lead in json_string(), kind in json_string(), at in json_string(),
+            props in proptest::collection::vec((json_string(), json_scalar()), 0..4),
+            spaced in any::<bool>(),
+        ) {
+            let mut obj = serde_json::Map::new();
+            obj.insert("id".into(), id.into());
+            obj.insert("lead".into(), lead.into());
+            obj.insert("type".into(), kind.into());
+            obj.insert("occurred_at".into(), at.into());
+            obj.insert("properties".into(), serde_json::Value::Object(props.into_iter().collect()));
+            let v = serde_json::Value::Object(obj);
+            let line = if spaced { serde_json::to_string_pretty(&v).unwrap().replace('\n', " ") } else { v.to_string() };
+            let slow_result = slow(line.as_bytes()).unwrap();
+            if let Some(fast_result) = fast::parse(&line) {
+                prop_assert_eq!(fast_result, slow_result);
+            }
+        }
+
+        /// Arbitrary bytes never panic, and the fast path never accepts what serde refuses.
+        #[test]
+        fn garbage_is_refused_not_panicked(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
+            if let Ok(s) = std::str::from_utf8(&bytes) && fast::parse(s).is_some() {
+                prop_assert!(slow(&bytes).is_ok());
+            }
+            let _ = parse_line(&bytes);
+        }
+    }
+}

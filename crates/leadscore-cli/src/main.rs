@@ -1,0 +1,149 @@
+//! `leadscore`: the one binary, with subcommands.
+
+mod batch;
+mod check_model;
+mod output;
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use leadscore_core::{ModelError, ScoringModel, Timestamp};
+
+use crate::batch::{Inputs, StrictStop};
+use crate::output::Format;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "leadscore",
+    version,
+    about = "Lead qualification and lead scoring engine"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Score a file of leads (and their events) with a model; best leads first.
+    Score {
+        /// The scoring model (TOML).
+        #[arg(long, value_name = "MODEL.toml")]
+        model: PathBuf,
+        /// Leads as CSV with a header row (standard columns plus custom attributes).
+        #[arg(long, value_name = "LEADS.csv")]
+        leads: PathBuf,
+        /// Events as JSON lines: {"id", "lead", "type", "occurred_at", "properties"}.
+        #[arg(long, value_name = "EVENTS.jsonl")]
+        events: Option<PathBuf>,
+        /// Score as of this moment (RFC 3339); defaults to now.
+        #[arg(long, value_name = "RFC3339")]
+        as_of: Option<String>,
+        /// Output format; `table` when stdout is a terminal, else `jsonl`.
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+        /// Stop at the first bad row (exit status 1) instead of skipping it.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Validate a model and summarise its rules, bands and MQL rule.
+    CheckModel {
+        #[arg(value_name = "MODEL.toml")]
+        model: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            if let Some(e) = err.downcast_ref::<ModelError>() {
+                eprintln!("leadscore: invalid model: {e}");
+                return ExitCode::from(2);
+            }
+            if let Some(StrictStop(row)) = err.downcast_ref::<StrictStop>() {
+                eprintln!("leadscore: bad row {row} (stopped: --strict)");
+                return ExitCode::from(1);
+            }
+            eprintln!("leadscore: error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Score {
+            model,
+            leads,
+            events,
+            as_of,
+            format,
+            strict,
+        } => {
+            let model = load_model(&model)?;
+            let as_of = match as_of {
+                Some(s) => Timestamp::parse(&s).with_context(|| "--as-of".to_owned())?,
+                None => now(),
+            };
+            let leads = path_str(&leads)?;
+            let events = events.as_deref().map(path_str).transpose()?;
+            let scored = batch::score_files(
+                &model,
+                &Inputs {
+                    leads,
+                    events,
+                    as_of,
+                    strict,
+                },
+            )?;
+            if let Some(report) = scored.bad.report() {
+                eprint!("{report}");
+            }
+            if scored.duplicates > 0 {
+                eprintln!(
+                    "ignored {} events whose id was already seen (the first one counts)",
+                    scored.duplicates
+                );
+            }
+            let stdout = std::io::stdout();
+            let format = format.unwrap_or(if stdout.is_terminal() {
+                Format::Table
+            } else {
+                Format::Jsonl
+            });
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+            output::write(&model, &scored, format, &mut out)?;
+            out.flush()?;
+            Ok(())
+        }
+        Command::CheckModel { model: path } => {
+            let model = load_model(&path)?;
+            print!("{}", check_model::summary(&model, &path.display().to_string()));
+            Ok(())
+        }
+    }
+}
+
+fn load_model(path: &Path) -> Result<ScoringModel> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read model file {}", path.display()))?;
+    Ok(ScoringModel::from_toml(&text, &path.display().to_string())?)
+}
+
+fn path_str(p: &Path) -> Result<&str> {
+    p.to_str()
+        .with_context(|| format!("the path {} is not UTF-8", p.display()))
+}
+
+fn now() -> Timestamp {
+    let micros = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
+    Timestamp::from_micros(micros)
+}

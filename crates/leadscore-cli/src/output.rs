@@ -1,0 +1,211 @@
+//! Writing scores: JSON lines, CSV or an aligned table for a terminal.
+
+use std::fmt::Write as _;
+use std::io::Write;
+
+use anyhow::Result;
+use leadscore_core::{RuleKind, Score, ScoringModel};
+use rayon::prelude::*;
+
+use crate::batch::Scored;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Jsonl,
+    Csv,
+    Table,
+}
+
+/// A number as people write it: `15`, `3.75`, `-3` (never `-0`).
+pub fn num(x: f64) -> String {
+    if x == 0.0 { "0".to_owned() } else { format!("{x}") }
+}
+
+fn json_str(out: &mut String, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::to_string(s).expect("strings serialize"));
+    }
+}
+
+/// Appends a number as [`num`] spells it, without allocating.
+fn push_num(out: &mut String, x: f64) {
+    if x == 0.0 {
+        out.push('0');
+    } else {
+        let _ = write!(out, "{x}");
+    }
+}
+
+pub fn jsonl_row(out: &mut String, model: &ScoringModel, lead: &str, s: &Score) {
+    out.push_str("{\"lead\":");
+    json_str(out, lead);
+    out.push_str(",\"score\":");
+    push_num(out, s.score);
+    out.push_str(",\"fit\":");
+    push_num(out, s.fit);
+    out.push_str(",\"engagement\":");
+    push_num(out, s.engagement);
+    out.push_str(",\"band\":");
+    json_str(out, s.band_name(model));
+    let _ = write!(
+        out,
+        ",\"grade\":\"{}\",\"mql\":{},\"breakdown\":[",
+        s.grade, s.mql
+    );
+    for (i, c) in s.breakdown.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"rule\":");
+        json_str(out, c.rule_id(model));
+        out.push_str(",\"kind\":\"");
+        out.push_str(c.kind.as_str());
+        out.push_str("\",\"points\":");
+        push_num(out, c.points);
+        if let Some(n) = c.events {
+            let _ = write!(out, ",\"events\":{n}");
+        }
+        out.push('}');
+    }
+    out.push_str("]}\n");
+}
+
+/// The top contributions in words: `Demo or trial +15; C-level +10; Email clicks ×2 +3.75`.
+pub fn reasons(model: &ScoringModel, s: &Score) -> String {
+    let parts: Vec<String> = s
+        .breakdown
+        .iter()
+        .take(3)
+        .map(|c| {
+            let sign = if c.points > 0.0 { "+" } else { "" };
+            let times = match (c.kind, c.events) {
+                (RuleKind::Behavior, Some(n)) if n > 1 => format!(" ×{n}"),
+                _ => String::new(),
+            };
+            format!("{}{times} {sign}{}", c.label(model), num(c.points))
+        })
+        .collect();
+    let more = s.breakdown.len().saturating_sub(3);
+    let mut text = parts.join("; ");
+    if more > 0 {
+        let _ = write!(text, "; {more} more");
+    }
+    text
+}
+
+pub fn write(model: &ScoringModel, scored: &Scored, format: Format, out: &mut dyn Write) -> Result<()> {
+    match format {
+        Format::Jsonl => {
+            let chunks: Vec<String> = scored
+                .ranked
+                .par_chunks(4096)
+                .map(|chunk| {
+                    let mut buf = String::with_capacity(chunk.len() * 256);
+                    for (i, s) in chunk {
+                        jsonl_row(&mut buf, model, &scored.ids[*i as usize], s);
+                    }
+                    buf
+                })
+                .collect();
+            for c in chunks {
+                out.write_all(c.as_bytes())?;
+            }
+        }
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(&mut *out);
+            w.write_record([
+                "lead",
+                "score",
+                "fit",
+                "engagement",
+                "band",
+                "grade",
+                "mql",
+                "reasons",
+            ])?;
+            for (i, s) in &scored.ranked {
+                w.write_record([
+                    scored.ids[*i as usize].as_ref(),
+                    &num(s.score),
+                    &num(s.fit),
+                    &num(s.engagement),
+                    s.band_name(model),
+                    s.grade.as_str(),
+                    if s.mql { "true" } else { "false" },
+                    &reasons(model, s),
+                ])?;
+            }
+            w.flush()?;
+        }
+        Format::Table => write_table(model, scored, out)?,
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn write_table(model: &ScoringModel, scored: &Scored, out: &mut dyn Write) -> Result<()> {
+    let header = [
+        "#",
+        "lead",
+        "score",
+        "band",
+        "grade",
+        "mql",
+        "fit",
+        "engagement",
+        "why",
+    ];
+    let rows: Vec<[String; 9]> = scored
+        .ranked
+        .iter()
+        .enumerate()
+        .map(|(rank, (i, s))| {
+            [
+                (rank + 1).to_string(),
+                scored.ids[*i as usize].to_string(),
+                format!("{:.2}", s.score),
+                s.band_name(model).to_owned(),
+                s.grade.to_string(),
+                if s.mql { "MQL" } else { "" }.to_owned(),
+                format!("{:.2}", s.fit),
+                format!("{:.2}", s.engagement),
+                reasons(model, s),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let numeric = [true, false, true, false, false, false, true, true, false];
+    let line = |cells: &[String]| -> String {
+        let mut l = String::new();
+        for (k, cell) in cells.iter().enumerate() {
+            let pad = widths[k] - cell.chars().count();
+            if k > 0 {
+                l.push_str("  ");
+            }
+            if numeric[k] {
+                l.push_str(&" ".repeat(pad));
+                l.push_str(cell);
+            } else if k + 1 < cells.len() {
+                l.push_str(cell);
+                l.push_str(&" ".repeat(pad));
+            } else {
+                l.push_str(cell);
+            }
+        }
+        l.trim_end().to_owned() + "\n"
+    };
+    out.write_all(line(&header.map(str::to_owned)).as_bytes())?;
+    for row in &rows {
+        out.write_all(line(row).as_bytes())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,177 @@
+//! The scoring model: bands, grades, MQL rule, fit and behavior rules.
+//! Built only through [`ScoringModel::from_toml`], so a model value is always valid.
+
+mod parse;
+
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::behavior::{BehaviorRule, PropertyLookup};
+use crate::fit::FitRule;
+
+/// A named bucket of the total score; `from` is its inclusive lower bound.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Band {
+    pub name: String,
+    pub from: f64,
+}
+
+/// The letter from the fit score alone. `A` is the best.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Grade {
+    A,
+    B,
+    C,
+    D,
+}
+
+impl Grade {
+    pub fn parse(s: &str) -> Option<Grade> {
+        Some(match s.trim() {
+            "A" | "a" => Grade::A,
+            "B" | "b" => Grade::B,
+            "C" | "c" => Grade::C,
+            "D" | "d" => Grade::D,
+            _ => return None,
+        })
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Grade::A => "A",
+            Grade::B => "B",
+            Grade::C => "C",
+            Grade::D => "D",
+        }
+    }
+}
+
+impl fmt::Display for Grade {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Lower bounds on the fit score for grades A, B and C (strictly descending).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GradeBounds {
+    pub a: f64,
+    pub b: f64,
+    pub c: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MqlRule {
+    pub threshold: f64,
+    pub min_grade: Option<Grade>,
+}
+
+/// A model that was refused, and why: the file, the rule (where there is one) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ModelError {
+    pub source_name: String,
+    pub rule: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ModelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.rule {
+            Some(rule) => write!(f, "{}: rule `{}`: {}", self.source_name, rule, self.message),
+            None => write!(f, "{}: {}", self.source_name, self.message),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ScoringModel {
+    pub name: String,
+    pub description: Option<String>,
+    pub min: f64,
+    pub max: f64,
+    pub bands: Vec<Band>,
+    pub mql: Option<MqlRule>,
+    pub grades: Option<GradeBounds>,
+    pub fit: Vec<FitRule>,
+    pub behavior: Vec<BehaviorRule>,
+    /// Event type -> indices of the behavior rules that list it.
+    by_event_type: HashMap<String, Vec<u16>, foldhash::fast::RandomState>,
+}
+
+impl ScoringModel {
+    /// Parses and validates a model; `source_name` (usually the file path) is
+    /// named in every error.
+    pub fn from_toml(text: &str, source_name: &str) -> Result<ScoringModel, ModelError> {
+        parse::parse(text, source_name)
+    }
+
+    /// The band a (rounded) total belongs to: the highest whose `from` it reaches.
+    pub fn band_for(&self, total: f64) -> &Band {
+        self.bands
+            .iter()
+            .rev()
+            .find(|b| total >= b.from)
+            .unwrap_or(&self.bands[0])
+    }
+
+    /// The grade of a (rounded) fit score.
+    pub fn grade_for(&self, fit: f64) -> Grade {
+        match self.grades {
+            Some(g) if fit >= g.a => Grade::A,
+            Some(g) if fit >= g.b => Grade::B,
+            Some(g) if fit >= g.c => Grade::C,
+            _ => Grade::D,
+        }
+    }
+
+    pub fn is_mql(&self, total: f64, grade: Grade) -> bool {
+        self.mql
+            .is_some_and(|m| total >= m.threshold && m.min_grade.is_none_or(|min| grade <= min))
+    }
+
+    /// Indices of the behavior rules an event of this type and these properties counts for.
+    pub fn rules_for_event<'a>(
+        &'a self,
+        event_type: &str,
+        properties: &'a dyn PropertyLookup,
+    ) -> impl Iterator<Item = u16> + 'a {
+        self.rules_listing(event_type)
+            .iter()
+            .copied()
+            .filter(move |&i| self.behavior[usize::from(i)].matches_properties(properties))
+    }
+
+    /// True when some behavior rule lists this event type (events of other types
+    /// can never change a score under this model).
+    pub fn cares_about(&self, event_type: &str) -> bool {
+        self.by_event_type.contains_key(event_type)
+    }
+
+    /// Indices of the rules listing this event type, before any `where` filter.
+    pub fn rules_listing(&self, event_type: &str) -> &[u16] {
+        self.by_event_type
+            .get(event_type)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    /// The highest fit score a lead can reach: every positive fit rule holds.
+    pub fn max_fit(&self) -> f64 {
+        self.fit.iter().map(|r| r.points.max(0.0)).sum()
+    }
+
+    /// The highest engagement a lead can reach, or `None` when some positive
+    /// rule has neither `cap` nor `max_events` (no ceiling).
+    pub fn max_engagement(&self) -> Option<f64> {
+        self.behavior
+            .iter()
+            .filter(|r| r.points > 0.0)
+            .map(|r| match (r.cap, r.max_events) {
+                (Some(cap), Some(n)) => Some(cap.min(r.points * f64::from(n))),
+                (Some(cap), None) => Some(cap),
+                (None, Some(n)) => Some(r.points * f64::from(n)),
+                (None, None) => None,
+            })
+            .sum()
+    }
+}
