@@ -106,7 +106,7 @@ pub fn write(model: &ScoringModel, scored: &Scored, format: Format, out: &mut dy
                 .map(|chunk| {
                     let mut buf = String::with_capacity(chunk.len() * 256);
                     for (i, s) in chunk {
-                        jsonl_row(&mut buf, model, &scored.ids[*i as usize], s);
+                        jsonl_row(&mut buf, model, scored.ids.get(*i), s);
                     }
                     buf
                 })
@@ -129,7 +129,7 @@ pub fn write(model: &ScoringModel, scored: &Scored, format: Format, out: &mut dy
             ])?;
             for (i, s) in &scored.ranked {
                 w.write_record([
-                    scored.ids[*i as usize].as_ref(),
+                    scored.ids.get(*i),
                     &num(s.score),
                     &num(s.fit),
                     &num(s.engagement),
@@ -166,7 +166,7 @@ fn write_table(model: &ScoringModel, scored: &Scored, out: &mut dyn Write) -> Re
         .map(|(rank, (i, s))| {
             [
                 (rank + 1).to_string(),
-                scored.ids[*i as usize].to_string(),
+                scored.ids.get(*i).to_owned(),
                 format!("{:.2}", s.score),
                 s.band_name(model).to_owned(),
                 s.grade.to_string(),

@@ -3,7 +3,7 @@
 use regex::Regex;
 
 use crate::checks::{EmailKind, classify_email, is_full_name, is_valid_phone};
-use crate::lead::{FieldRef, Lead, StdField};
+use crate::lead::{FieldRef, LeadData, StdField};
 
 /// A literal a field is compared with. Text is kept trimmed and lower-cased.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,16 +82,16 @@ pub struct FitRule {
 impl FitRule {
     /// Does the rule hold for this lead? A missing or blank field makes every
     /// condition false (and so a negated rule true).
-    pub fn holds(&self, lead: &Lead) -> bool {
+    pub fn holds(&self, lead: &(impl LeadData + ?Sized)) -> bool {
         let held = lead
             .value(&self.field)
-            .is_some_and(|v| self.condition.holds(v, lead));
+            .is_some_and(|v| !v.trim().is_empty() && self.condition.holds(v, lead));
         held != self.negate
     }
 }
 
 impl Condition {
-    fn holds(&self, value: &str, lead: &Lead) -> bool {
+    fn holds(&self, value: &str, lead: &(impl LeadData + ?Sized)) -> bool {
         match self {
             Condition::Equals(op) => op.matches(value),
             Condition::In(ops) => ops.iter().any(|op| op.matches(value)),

@@ -97,6 +97,21 @@ impl FieldRef {
     }
 }
 
+/// Read access to a lead's explicit data, whatever holds it: a [`Lead`], a
+/// CSV row, a database row. Missing and blank values are `None`.
+pub trait LeadData {
+    fn get(&self, field: StdField) -> Option<&str>;
+    fn attribute(&self, name: &str) -> Option<&str>;
+
+    /// The value a rule addressing `field` sees.
+    fn value(&self, field: &FieldRef) -> Option<&str> {
+        match field {
+            FieldRef::Std(f) => self.get(*f),
+            FieldRef::Custom(name) => self.attribute(name),
+        }
+    }
+}
+
 /// A lead's explicit data. Blank values are stored as absent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Lead {
@@ -155,17 +170,19 @@ impl Lead {
         self.attributes.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
-    /// The value a rule addressing `field` sees; `None` when missing or blank.
-    pub fn value(&self, field: &FieldRef) -> Option<&str> {
-        match field {
-            FieldRef::Std(f) => self.get(*f),
-            FieldRef::Custom(name) => self.attribute(name),
-        }
-    }
-
     /// Clears every field, so a batch reader can reuse one lead value.
     pub fn clear(&mut self) {
         self.std.iter_mut().for_each(|v| *v = None);
         self.attributes.clear();
+    }
+}
+
+impl LeadData for Lead {
+    fn get(&self, field: StdField) -> Option<&str> {
+        Lead::get(self, field)
+    }
+
+    fn attribute(&self, name: &str) -> Option<&str> {
+        Lead::attribute(self, name)
     }
 }

@@ -17,7 +17,7 @@ pub mod time;
 pub use behavior::{BehaviorRule, Hit, PropertyLookup};
 pub use event::Event;
 pub use fit::FitRule;
-pub use lead::{FieldRef, Lead, StdField};
+pub use lead::{FieldRef, Lead, LeadData, StdField};
 pub use model::{Band, Grade, ModelError, ScoringModel};
 pub use scoring::{Contribution, FitOutcome, RuleKind, Score, round2};
 pub use time::Timestamp;

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use crate::behavior::Hit;
 use crate::event::Event;
-use crate::lead::Lead;
+use crate::lead::{Lead, LeadData};
 use crate::model::{Grade, ScoringModel};
 use crate::time::Timestamp;
 
@@ -112,7 +112,7 @@ fn normalize_zero(x: f64) -> f64 {
 
 impl ScoringModel {
     /// Which fit rules hold for this lead.
-    pub fn evaluate_fit(&self, lead: &Lead) -> FitOutcome {
+    pub fn evaluate_fit(&self, lead: &(impl LeadData + ?Sized)) -> FitOutcome {
         let held = (0..self.fit.len())
             .filter(|&i| self.fit[i].holds(lead))
             .map(|i| i as u16)

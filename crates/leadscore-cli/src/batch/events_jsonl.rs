@@ -17,7 +17,8 @@ use rayon::prelude::*;
 use super::bad_rows::{BadKind, BadRow, BadRows};
 use super::dedup::{Dedup, id_hash};
 use super::json_line::{LineError, parse_line};
-use super::leads_csv::{IdMap, reject};
+use super::lead_ids::LeadIds;
+use super::leads_csv::reject;
 
 /// One event counted by one rule for one lead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +44,7 @@ struct Piece {
 /// the number of duplicate events ignored.
 pub fn read_events<R: Read + Send + 'static>(
     model: &ScoringModel,
-    leads: &IdMap,
+    leads: &LeadIds,
     input: R,
     file: &str,
     size_hint: Option<u64>,
@@ -54,7 +55,7 @@ pub fn read_events<R: Read + Send + 'static>(
     let reader = std::thread::spawn(move || read_chunks(input, &tx));
 
     let mut hits = Vec::new();
-    let mut dedup = Dedup::new(rayon::current_num_threads().max(1));
+    let mut dedup = Dedup::default();
     let mut first_line = 1u64;
     for chunk in rx {
         let chunk = chunk.with_context(|| format!("{file}: cannot read"))?;
@@ -83,8 +84,9 @@ pub fn read_events<R: Read + Send + 'static>(
                 reject(bad, strict, row.clone())?;
             }
         }
-        let ids: Vec<&[u64]> = results.iter().map(|p| p.ids.as_slice()).collect();
-        dedup.insert_all(&ids);
+        for piece in &results {
+            dedup.extend(&piece.ids);
+        }
         for piece in results {
             hits.extend_from_slice(&piece.hits);
         }
@@ -155,8 +157,9 @@ fn split_lines(chunk: &[u8], n: usize) -> Vec<&[u8]> {
     pieces
 }
 
-fn parse_piece(model: &ScoringModel, leads: &IdMap, piece: &[u8], first_line: u64, file: &str) -> Piece {
+fn parse_piece(model: &ScoringModel, leads: &LeadIds, piece: &[u8], first_line: u64, file: &str) -> Piece {
     let mut out = Piece::default();
+    let mut batch: Vec<(u64, Parsed)> = Vec::with_capacity(LOOKUP_BATCH);
     let mut start = 0;
     let mut line_no = first_line - 1;
     while start < piece.len() {
@@ -168,18 +171,8 @@ fn parse_piece(model: &ScoringModel, leads: &IdMap, piece: &[u8], first_line: u6
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match check_line(model, leads, line) {
-            Ok((hash, lead, at, rules)) => {
-                out.ids.push(hash);
-                for rule in rules {
-                    out.hits.push(LeadHit {
-                        lead,
-                        rule,
-                        at,
-                        seq: line_no,
-                    });
-                }
-            }
+        match parse_event(model, line) {
+            Ok(parsed) => batch.push((line_no, parsed)),
             Err((kind, detail)) => out.bad.push(BadRow {
                 file: file.into(),
                 line: line_no,
@@ -187,14 +180,56 @@ fn parse_piece(model: &ScoringModel, leads: &IdMap, piece: &[u8], first_line: u6
                 detail,
             }),
         }
+        if batch.len() == LOOKUP_BATCH {
+            resolve_leads(leads, &mut batch, &mut out, file);
+        }
     }
+    resolve_leads(leads, &mut batch, &mut out, file);
+    out.bad.sort_by_key(|b| b.line);
     out
 }
 
-type Checked = (u64, u32, Timestamp, smallrules::Rules);
+/// Lines are parsed first and their leads looked up afterwards in a tight
+/// loop, so the CPU overlaps the cache misses of many lookups.
+const LOOKUP_BATCH: usize = 64;
+
+fn resolve_leads(leads: &LeadIds, batch: &mut Vec<(u64, Parsed)>, out: &mut Piece, file: &str) {
+    let found: Vec<Option<u32>> = batch.iter().map(|(_, p)| leads.find(&p.lead)).collect();
+    for ((line_no, p), lead) in batch.drain(..).zip(found) {
+        match lead {
+            Some(lead) => {
+                out.ids.push(p.hash);
+                out.hits.extend(p.rules.into_iter().map(|rule| LeadHit {
+                    lead,
+                    rule,
+                    at: p.at,
+                    seq: line_no,
+                }));
+            }
+            None => out.bad.push(BadRow {
+                file: file.into(),
+                line: line_no,
+                kind: BadKind::UnknownLead,
+                detail: unknown_lead(&p.lead),
+            }),
+        }
+    }
+}
+
+fn unknown_lead(id: &str) -> String {
+    format!("no lead with id `{id}` in the leads file")
+}
+
+/// A valid event line, before its lead is looked up.
+struct Parsed<'a> {
+    hash: u64,
+    lead: std::borrow::Cow<'a, str>,
+    at: Timestamp,
+    rules: smallrules::Rules,
+}
 
 /// Validates one line and finds the rules it counts for.
-fn check_line(model: &ScoringModel, leads: &IdMap, line: &[u8]) -> Result<Checked, (BadKind, String)> {
+fn parse_event<'a>(model: &ScoringModel, line: &'a [u8]) -> Result<Parsed<'a>, (BadKind, String)> {
     let ev = parse_line(line).map_err(|e| match e {
         LineError::NotJson(m) => (BadKind::NotJson, m),
         LineError::MissingField(f) => (BadKind::MissingField, format!("the event has no `{f}`")),
@@ -211,26 +246,31 @@ fn check_line(model: &ScoringModel, leads: &IdMap, line: &[u8]) -> Result<Checke
     }
     let at = Timestamp::parse(&ev.occurred_at)
         .map_err(|e| (BadKind::BadTimestamp, format!("occurred_at: {e}")))?;
-    let lead = *leads.get(ev.lead.as_ref()).ok_or_else(|| {
-        (
-            BadKind::UnknownLead,
-            format!("no lead with id `{}` in the leads file", ev.lead),
-        )
-    })?;
     let mut rules = smallrules::Rules::default();
     for &r in model.rules_listing(&ev.kind) {
         if model.behavior[usize::from(r)].matches_properties(&ev) {
             rules.push(r);
         }
     }
-    Ok((id_hash(&ev.id), lead, at, rules))
+    Ok(Parsed {
+        hash: id_hash(&ev.id),
+        lead: ev.lead,
+        at,
+        rules,
+    })
+}
+
+/// A whole check of one line, lead included: the id hash of a valid event.
+fn check_line(model: &ScoringModel, leads: &LeadIds, line: &[u8]) -> Option<u64> {
+    let p = parse_event(model, line).ok()?;
+    leads.find(&p.lead).map(|_| p.hash)
 }
 
 /// Every valid event line whose id hashes to one of `hashes`, with its id,
 /// read again from the file. Only needed when some id hash was seen twice.
 fn ids_with_hashes(
     model: &ScoringModel,
-    leads: &IdMap,
+    leads: &LeadIds,
     file: &str,
     hashes: &HashSet<u64>,
 ) -> Result<Vec<(u64, String)>> {
@@ -240,7 +280,7 @@ fn ids_with_hashes(
     for (i, line) in BufReader::new(input).split(b'\n').enumerate() {
         let line = line.with_context(|| format!("{file}: cannot read again to check duplicates"))?;
         let line = line.strip_suffix(b"\r").unwrap_or(&line);
-        if let Ok((hash, ..)) = check_line(model, leads, line)
+        if let Some(hash) = check_line(model, leads, line)
             && hashes.contains(&hash)
             && let Ok(ev) = parse_line(line)
         {

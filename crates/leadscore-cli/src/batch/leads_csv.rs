@@ -3,30 +3,46 @@
 //! Rows are read in order (so repeated ids and line numbers are exact), then
 //! turned into leads and evaluated against the fit rules in parallel batches.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 
 use anyhow::{Context, Result, bail};
-use leadscore_core::{FitOutcome, Lead, ScoringModel, StdField};
+use leadscore_core::{FitOutcome, LeadData, ScoringModel, StdField};
 use rayon::prelude::*;
 
 use super::bad_rows::{BadKind, BadRow, BadRows};
+use super::lead_ids::LeadIds;
 
-pub type IdMap = HashMap<Box<str>, u32, foldhash::fast::FixedState>;
-
-/// The leads of one file: ids in file order, their index and fit outcomes.
+/// The leads of one file: ids in file order and their fit outcomes.
 #[derive(Debug, Default)]
 pub struct LeadTable {
-    pub ids: Vec<Box<str>>,
-    pub index: IdMap,
+    pub ids: LeadIds,
     pub fits: Vec<FitOutcome>,
 }
 
-/// Where a column goes.
-#[derive(Debug, Clone)]
-enum Column {
-    Std(StdField),
-    Custom(String),
+/// Which CSV column holds each standard field and custom attribute.
+#[derive(Debug, Default)]
+struct Columns {
+    std: [Option<usize>; StdField::ALL.len()],
+    custom: HashMap<String, usize>,
+}
+
+/// One CSV row seen as a lead, without copying its fields.
+struct Row<'a> {
+    rec: &'a csv::StringRecord,
+    cols: &'a Columns,
+}
+
+impl LeadData for Row<'_> {
+    fn get(&self, field: StdField) -> Option<&str> {
+        let v = self.rec.get(self.cols.std[field as usize]?)?;
+        (!v.trim().is_empty()).then_some(v)
+    }
+
+    fn attribute(&self, name: &str) -> Option<&str> {
+        let v = self.rec.get(*self.cols.custom.get(name)?)?;
+        (!v.trim().is_empty()).then_some(v)
+    }
 }
 
 const BATCH: usize = 8192;
@@ -46,12 +62,12 @@ pub fn read_leads(
         .byte_headers()
         .with_context(|| format!("{file}: cannot read the header row"))?
         .clone();
-    let columns = columns(&header, file)?;
+    let cols = columns(&header, file)?;
 
     let mut table = LeadTable::default();
     let mut batch: Vec<(u64, csv::ByteRecord)> = Vec::with_capacity(BATCH);
-    let mut record = csv::ByteRecord::new();
     loop {
+        let mut record = csv::ByteRecord::new();
         let more = rdr
             .read_byte_record(&mut record)
             .with_context(|| format!("{file}: cannot read"))?;
@@ -75,48 +91,75 @@ pub fn read_leads(
                 )?;
                 continue;
             }
-            batch.push((line, record.clone()));
+            batch.push((line, record));
         }
         if batch.len() >= BATCH || (!more && !batch.is_empty()) {
-            let leads: Vec<(u64, Result<Lead, BadRow>)> = batch
-                .par_iter()
-                .map(|(line, rec)| (*line, to_lead(rec, &columns, file, *line)))
-                .collect();
-            let evaluated: Vec<(u64, Result<(Box<str>, FitOutcome), BadRow>)> = leads
-                .into_par_iter()
-                .map(|(line, lead)| (line, lead.map(|l| (l.id().into(), model.evaluate_fit(&l)))))
-                .collect();
+            let evaluated: Vec<(u64, Result<(csv::StringRecord, FitOutcome), BadRow>)> =
+                std::mem::take(&mut batch)
+                    .into_par_iter()
+                    .map(|(line, rec)| (line, evaluate(model, rec, &cols, file, line)))
+                    .collect();
             for (line, outcome) in evaluated {
-                match outcome {
-                    Err(row) => reject(bad, strict, row)?,
-                    Ok((id, fit)) => {
-                        if table.index.contains_key(&id) {
-                            let detail = "this id was already given on an earlier row".to_owned();
-                            reject(
-                                bad,
-                                strict,
-                                BadRow {
-                                    file: file.into(),
-                                    line,
-                                    kind: BadKind::RepeatedLeadId,
-                                    detail,
-                                },
-                            )?;
-                            continue;
-                        }
-                        table.index.insert(id.clone(), table.ids.len() as u32);
-                        table.ids.push(id);
-                        table.fits.push(fit);
+                let (rec, fit) = match outcome {
+                    Ok(ok) => ok,
+                    Err(row) => {
+                        reject(bad, strict, row)?;
+                        continue;
                     }
+                };
+                let row = Row {
+                    rec: &rec,
+                    cols: &cols,
+                };
+                let id = row.get(StdField::Id).unwrap_or("").trim();
+                if !table.ids.insert(id) {
+                    let detail = "this id was already given on an earlier row".to_owned();
+                    reject(
+                        bad,
+                        strict,
+                        BadRow {
+                            file: file.into(),
+                            line,
+                            kind: BadKind::RepeatedLeadId,
+                            detail,
+                        },
+                    )?;
+                    continue;
                 }
+                table.fits.push(fit);
             }
-            batch.clear();
         }
         if !more {
             break;
         }
     }
     Ok(table)
+}
+
+fn evaluate(
+    model: &ScoringModel,
+    rec: csv::ByteRecord,
+    cols: &Columns,
+    file: &str,
+    line: u64,
+) -> Result<(csv::StringRecord, FitOutcome), BadRow> {
+    let rec = csv::StringRecord::from_byte_record(rec).map_err(|e| BadRow {
+        file: file.into(),
+        line,
+        kind: BadKind::NotUtf8,
+        detail: format!("field {} is not valid UTF-8", e.utf8_error().field() + 1),
+    })?;
+    let row = Row { rec: &rec, cols };
+    if row.get(StdField::Id).is_none() {
+        return Err(BadRow {
+            file: file.into(),
+            line,
+            kind: BadKind::MissingLeadId,
+            detail: "the id is blank".into(),
+        });
+    }
+    let fit = model.evaluate_fit(&row);
+    Ok((rec, fit))
 }
 
 /// Records a bad row; under `--strict` the first one ends the run.
@@ -133,9 +176,9 @@ pub fn reject(bad: &mut BadRows, strict: bool, row: BadRow) -> Result<()> {
 #[error("{0} (stopped: --strict)")]
 pub struct StrictStop(pub BadRow);
 
-fn columns(header: &csv::ByteRecord, file: &str) -> Result<Vec<Column>> {
-    let mut cols = Vec::with_capacity(header.len());
-    let mut seen = std::collections::HashSet::new();
+fn columns(header: &csv::ByteRecord, file: &str) -> Result<Columns> {
+    let mut cols = Columns::default();
+    let mut seen = HashSet::new();
     for (i, raw) in header.iter().enumerate() {
         let name = std::str::from_utf8(raw)
             .with_context(|| format!("{file}: header column {} is not UTF-8", i + 1))?;
@@ -143,39 +186,15 @@ fn columns(header: &csv::ByteRecord, file: &str) -> Result<Vec<Column>> {
         if !seen.insert(name.to_ascii_lowercase()) {
             bail!("{file}: the header names column `{name}` twice");
         }
-        cols.push(match StdField::from_name(name) {
-            Some(f) => Column::Std(f),
-            None => Column::Custom(name.to_owned()),
-        });
+        match StdField::from_name(name) {
+            Some(f) => cols.std[f as usize] = Some(i),
+            None => {
+                cols.custom.insert(name.to_owned(), i);
+            }
+        }
     }
-    if !cols.iter().any(|c| matches!(c, Column::Std(StdField::Id))) {
+    if cols.std[StdField::Id as usize].is_none() {
         bail!("{file}: the header has no `id` column (every lead needs its id)");
     }
     Ok(cols)
-}
-
-fn to_lead(rec: &csv::ByteRecord, columns: &[Column], file: &str, line: u64) -> Result<Lead, BadRow> {
-    let mut lead = Lead::default();
-    for (i, (raw, col)) in rec.iter().zip(columns).enumerate() {
-        let value = std::str::from_utf8(raw).map_err(|_| BadRow {
-            file: file.into(),
-            line,
-            kind: BadKind::NotUtf8,
-            detail: format!("field {} is not valid UTF-8", i + 1),
-        })?;
-        match col {
-            Column::Std(StdField::Id) => lead.set(StdField::Id, value.trim()),
-            Column::Std(f) => lead.set(*f, value),
-            Column::Custom(name) => lead.set_attribute(name.as_str(), value),
-        }
-    }
-    if lead.id().is_empty() {
-        return Err(BadRow {
-            file: file.into(),
-            line,
-            kind: BadKind::MissingLeadId,
-            detail: "the id is blank".into(),
-        });
-    }
-    Ok(lead)
 }

@@ -4,6 +4,7 @@ pub mod bad_rows;
 mod dedup;
 mod events_jsonl;
 pub mod json_line;
+mod lead_ids;
 mod leads_csv;
 
 use std::fs::File;
@@ -18,7 +19,7 @@ pub use leads_csv::StrictStop;
 /// Every lead's score, best first (ties by lead id ascending).
 #[derive(Debug)]
 pub struct Scored {
-    pub ids: Vec<Box<str>>,
+    pub ids: lead_ids::LeadIds,
     /// (index into `ids`, score), sorted for output.
     pub ranked: Vec<(u32, Score)>,
     pub bad: BadRows,
@@ -52,7 +53,7 @@ pub fn score_files(model: &ScoringModel, inputs: &Inputs) -> Result<Scored> {
         Some(path) => {
             let f = File::open(path).with_context(|| format!("cannot open events file {path}"))?;
             let size = f.metadata().ok().map(|m| m.len());
-            events_jsonl::read_events(model, &table.index, f, path, size, &mut bad, inputs.strict)?
+            events_jsonl::read_events(model, &table.ids, f, path, size, &mut bad, inputs.strict)?
         }
     };
     let events_counted = hits.len();
@@ -107,7 +108,7 @@ pub fn score_files(model: &ScoringModel, inputs: &Inputs) -> Result<Scored> {
     ranked.par_sort_unstable_by(|(a, sa), (b, sb)| {
         sb.score
             .total_cmp(&sa.score)
-            .then_with(|| table.ids[*a as usize].cmp(&table.ids[*b as usize]))
+            .then_with(|| table.ids.get(*a).cmp(table.ids.get(*b)))
     });
     timer.mark("sorted");
     Ok(Scored {

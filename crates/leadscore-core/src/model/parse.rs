@@ -242,6 +242,9 @@ fn bands(cx: &Ctx, raw: Vec<RawBand>, min: f64, max: f64) -> Result<Vec<Band>, M
         if !names.insert(b.name.as_str()) {
             return Err(cx.err(None, format!("band `{}` is declared twice", b.name)));
         }
+        if !b.from.is_finite() {
+            return Err(cx.err(None, format!("band `{}` must start at a finite number", b.name)));
+        }
         if b.from > max {
             return Err(cx.err(
                 None,
