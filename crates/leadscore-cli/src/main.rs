@@ -120,6 +120,11 @@ fn run(cli: Cli) -> Result<()> {
             let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
             output::write(&model, &scored, format, &mut out)?;
             out.flush()?;
+            if std::env::var_os("LEADSCORE_TIMINGS").is_some() {
+                eprintln!("timing: output written");
+            }
+            // Freeing hundreds of thousands of scores one by one would only delay the exit.
+            std::mem::forget(scored);
             Ok(())
         }
         Command::CheckModel { model: path } => {

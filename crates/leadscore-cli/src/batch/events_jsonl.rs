@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read};
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use anyhow::{Context, Result};
 use leadscore_core::{ScoringModel, Timestamp};
@@ -52,7 +52,8 @@ pub fn read_events<R: Read + Send + 'static>(
     strict: bool,
 ) -> Result<(Vec<LeadHit>, u64)> {
     let (tx, rx) = sync_channel::<std::io::Result<Vec<u8>>>(2);
-    let reader = std::thread::spawn(move || read_chunks(input, &tx));
+    let (recycle, recycled) = sync_channel::<Vec<u8>>(4);
+    let reader = std::thread::spawn(move || read_chunks(input, &tx, &recycled));
 
     let mut hits = Vec::new();
     let mut dedup = Dedup::default();
@@ -90,6 +91,7 @@ pub fn read_events<R: Read + Send + 'static>(
         for piece in results {
             hits.extend_from_slice(&piece.hits);
         }
+        let _ = recycle.try_send(chunk);
     }
     reader.join().expect("the reader thread does not panic")?;
 
@@ -100,31 +102,33 @@ pub fn read_events<R: Read + Send + 'static>(
     Ok((hits, duplicates.len() as u64))
 }
 
+/// Reads `input` in chunks of about [`CHUNK`] bytes that end at a line end.
+/// Buffers come back through `recycled`, so the same few are reused and
+/// the kernel does not have to hand out fresh pages for every chunk.
 fn read_chunks<R: Read>(
     mut input: R,
-    tx: &std::sync::mpsc::SyncSender<std::io::Result<Vec<u8>>>,
+    tx: &SyncSender<std::io::Result<Vec<u8>>>,
+    recycled: &Receiver<Vec<u8>>,
 ) -> Result<()> {
     let mut carry: Vec<u8> = Vec::new();
     loop {
-        let mut buf = std::mem::take(&mut carry);
-        let start = buf.len();
-        buf.resize(start + CHUNK, 0);
-        let mut filled = start;
-        while filled < buf.len() {
-            match input.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    return Ok(());
-                }
+        let mut buf = recycled
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(CHUNK + (CHUNK >> 3)));
+        buf.clear();
+        buf.extend_from_slice(&carry);
+        carry.clear();
+        let want = CHUNK as u64;
+        let got = match input.by_ref().take(want).read_to_end(&mut buf) {
+            Ok(n) => n as u64,
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return Ok(());
             }
-        }
-        buf.truncate(filled);
-        let eof = filled < start + CHUNK;
+        };
+        let eof = got < want;
         if !eof && let Some(nl) = memchr::memrchr(b'\n', &buf) {
-            carry = buf[nl + 1..].to_vec();
+            carry.extend_from_slice(&buf[nl + 1..]);
             buf.truncate(nl + 1);
         }
         if !buf.is_empty() && tx.send(Ok(buf)).is_err() {

@@ -128,10 +128,16 @@ mod fast {
             self.eat(b'"')?;
             let b = self.s.as_bytes();
             let start = self.pos;
-            let len = memchr::memchr2(b'"', b'\\', &b[start..])?;
-            let end = start + len;
-            if b[end] != b'"' || b[start..end].iter().any(|&c| c < 0x20) {
-                return None;
+            // Strings here are short (ids, types, timestamps): a plain loop
+            // beats a vectorised search's setup.
+            let mut end = start;
+            loop {
+                match *b.get(end)? {
+                    b'"' => break,
+                    b'\\' => return None,
+                    c if c < 0x20 => return None,
+                    _ => end += 1,
+                }
             }
             self.pos = end + 1;
             Some(&self.s[start..end])

@@ -1,8 +1,10 @@
 //! The leads' ids, packed in one string, with a hash index over them.
 //!
-//! Every event line looks its lead up here, so the index must stay small
-//! enough to live in the CPU caches: one packed string and a table of `u32`
-//! rather than a map of boxed strings scattered over the heap.
+//! Every event line looks its lead up here, so a lookup must touch as little
+//! memory as possible: the table holds a second, independent 64-bit hash of
+//! each id, and a lookup compares that instead of reading the id's text.
+//! Two different ids would have to agree on both 64-bit hashes (a chance of
+//! about 2^-128 per pair) to be confused.
 
 use std::hash::BuildHasher;
 
@@ -12,17 +14,22 @@ use hashbrown::HashTable;
 pub struct LeadIds {
     text: String,
     ends: Vec<u32>,
-    /// Each entry holds the id's span in `text`, so a lookup touches the
-    /// table and the text only, never `ends`.
     table: HashTable<Entry>,
-    hasher: foldhash::fast::FixedState,
 }
 
 #[derive(Clone, Copy)]
 struct Entry {
-    start: u32,
-    end: u32,
+    check: u64,
     index: u32,
+}
+
+/// Two independent hashes of an id: one places it in the table, the other confirms it.
+fn hashes(id: &str) -> (u64, u64) {
+    use foldhash::quality::FixedState;
+    (
+        FixedState::with_seed(0x9e37_79b9_7f4a_7c15).hash_one(id),
+        FixedState::with_seed(0xc2b2_ae3d_27d4_eb4f).hash_one(id),
+    )
 }
 
 impl std::fmt::Debug for LeadIds {
@@ -42,13 +49,9 @@ impl LeadIds {
         &self.text[start..self.ends[i] as usize]
     }
 
-    fn span(&self, e: &Entry) -> &str {
-        &self.text[e.start as usize..e.end as usize]
-    }
-
     pub fn find(&self, id: &str) -> Option<u32> {
-        let hash = self.hasher.hash_one(id);
-        self.table.find(hash, |e| self.span(e) == id).map(|e| e.index)
+        let (place, check) = hashes(id);
+        self.table.find(place, |e| e.check == check).map(|e| e.index)
     }
 
     /// Adds an id; `false` (and nothing added) when it is already there.
@@ -59,19 +62,19 @@ impl LeadIds {
         if self.find(id).is_some() {
             return false;
         }
-        let start = u32::try_from(self.text.len()).expect("lead ids fit in 4 GiB");
         self.text.push_str(id);
         let end = u32::try_from(self.text.len()).expect("lead ids fit in 4 GiB");
+        let (place, check) = hashes(id);
         let entry = Entry {
-            start,
-            end,
+            check,
             index: self.ends.len() as u32,
         };
         self.ends.push(end);
-        let hash = self.hasher.hash_one(id);
-        let (text, hasher) = (&self.text, &self.hasher);
-        self.table.insert_unique(hash, entry, |e| {
-            hasher.hash_one(&text[e.start as usize..e.end as usize])
+        let (text, ends) = (&self.text, &self.ends);
+        self.table.insert_unique(place, entry, |e| {
+            let i = e.index as usize;
+            let start = if i == 0 { 0 } else { ends[i - 1] as usize };
+            hashes(&text[start..ends[i] as usize]).0
         });
         true
     }

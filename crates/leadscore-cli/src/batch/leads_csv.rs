@@ -33,6 +33,16 @@ struct Row<'a> {
     cols: &'a Columns,
 }
 
+impl<'a> Row<'a> {
+    /// The lead's id, trimmed ("" when blank).
+    fn id(&self) -> &'a str {
+        self.cols.std[StdField::Id as usize]
+            .and_then(|i| self.rec.get(i))
+            .unwrap_or("")
+            .trim()
+    }
+}
+
 impl LeadData for Row<'_> {
     fn get(&self, field: StdField) -> Option<&str> {
         let v = self.rec.get(self.cols.std[field as usize]?)?;
@@ -65,19 +75,42 @@ pub fn read_leads(
     let cols = columns(&header, file)?;
 
     let mut table = LeadTable::default();
-    let mut batch: Vec<(u64, csv::ByteRecord)> = Vec::with_capacity(BATCH);
-    loop {
-        let mut record = csv::ByteRecord::new();
-        let more = rdr
-            .read_byte_record(&mut record)
-            .with_context(|| format!("{file}: cannot read"))?;
-        if more {
-            let line = record.position().map_or(0, |p| p.line());
-            if record.len() != header.len() {
+    // Records are read into a reused batch (no allocation per row), then
+    // evaluated in parallel, then their ids indexed in file order.
+    let mut batch: Vec<csv::StringRecord> = (0..BATCH).map(|_| csv::StringRecord::new()).collect();
+    let mut lines = vec![0u64; BATCH];
+    let mut eof = false;
+    while !eof {
+        let mut n = 0;
+        while n < BATCH {
+            match rdr.read_record(&mut batch[n]) {
+                Ok(false) => {
+                    eof = true;
+                    break;
+                }
+                Ok(true) => {}
+                Err(e) => {
+                    let line = e.position().map_or(0, |p| p.line());
+                    let row = match e.kind() {
+                        csv::ErrorKind::Utf8 { err, .. } => BadRow {
+                            file: file.into(),
+                            line,
+                            kind: BadKind::NotUtf8,
+                            detail: format!("field {} is not valid UTF-8", err.field() + 1),
+                        },
+                        _ => return Err(e).with_context(|| format!("{file}: cannot read")),
+                    };
+                    reject(bad, strict, row)?;
+                    continue;
+                }
+            }
+            let rec = &batch[n];
+            let line = rec.position().map_or(0, |p| p.line());
+            if rec.len() != header.len() {
                 let detail = format!(
                     "expected {} fields as in the header, found {}",
                     header.len(),
-                    record.len()
+                    rec.len()
                 );
                 reject(
                     bad,
@@ -91,75 +124,50 @@ pub fn read_leads(
                 )?;
                 continue;
             }
-            batch.push((line, record));
+            lines[n] = line;
+            n += 1;
         }
-        if batch.len() >= BATCH || (!more && !batch.is_empty()) {
-            let evaluated: Vec<(u64, Result<(csv::StringRecord, FitOutcome), BadRow>)> =
-                std::mem::take(&mut batch)
-                    .into_par_iter()
-                    .map(|(line, rec)| (line, evaluate(model, rec, &cols, file, line)))
-                    .collect();
-            for (line, outcome) in evaluated {
-                let (rec, fit) = match outcome {
-                    Ok(ok) => ok,
-                    Err(row) => {
-                        reject(bad, strict, row)?;
-                        continue;
-                    }
-                };
-                let row = Row {
-                    rec: &rec,
-                    cols: &cols,
-                };
-                let id = row.get(StdField::Id).unwrap_or("").trim();
-                if !table.ids.insert(id) {
-                    let detail = "this id was already given on an earlier row".to_owned();
-                    reject(
-                        bad,
-                        strict,
-                        BadRow {
-                            file: file.into(),
-                            line,
-                            kind: BadKind::RepeatedLeadId,
-                            detail,
-                        },
-                    )?;
-                    continue;
-                }
-                table.fits.push(fit);
+        let fits: Vec<Option<FitOutcome>> = batch[..n]
+            .par_iter()
+            .map(|rec| {
+                let row = Row { rec, cols: &cols };
+                row.get(StdField::Id).is_some().then(|| model.evaluate_fit(&row))
+            })
+            .collect();
+        for ((rec, fit), &line) in batch[..n].iter().zip(fits).zip(&lines) {
+            let Some(fit) = fit else {
+                let detail = "the id is blank".to_owned();
+                reject(
+                    bad,
+                    strict,
+                    BadRow {
+                        file: file.into(),
+                        line,
+                        kind: BadKind::MissingLeadId,
+                        detail,
+                    },
+                )?;
+                continue;
+            };
+            let id = Row { rec, cols: &cols }.id();
+            if !table.ids.insert(id) {
+                let detail = "this id was already given on an earlier row".to_owned();
+                reject(
+                    bad,
+                    strict,
+                    BadRow {
+                        file: file.into(),
+                        line,
+                        kind: BadKind::RepeatedLeadId,
+                        detail,
+                    },
+                )?;
+                continue;
             }
-        }
-        if !more {
-            break;
+            table.fits.push(fit);
         }
     }
     Ok(table)
-}
-
-fn evaluate(
-    model: &ScoringModel,
-    rec: csv::ByteRecord,
-    cols: &Columns,
-    file: &str,
-    line: u64,
-) -> Result<(csv::StringRecord, FitOutcome), BadRow> {
-    let rec = csv::StringRecord::from_byte_record(rec).map_err(|e| BadRow {
-        file: file.into(),
-        line,
-        kind: BadKind::NotUtf8,
-        detail: format!("field {} is not valid UTF-8", e.utf8_error().field() + 1),
-    })?;
-    let row = Row { rec: &rec, cols };
-    if row.get(StdField::Id).is_none() {
-        return Err(BadRow {
-            file: file.into(),
-            line,
-            kind: BadKind::MissingLeadId,
-            detail: "the id is blank".into(),
-        });
-    }
-    let fit = model.evaluate_fit(&row);
-    Ok((rec, fit))
 }
 
 /// Records a bad row; under `--strict` the first one ends the run.
