@@ -9,6 +9,35 @@ use rayon::prelude::*;
 
 use crate::batch::Scored;
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_written_as_people_write_them() {
+        for (x, text) in [
+            (0.0, "0"),
+            (-0.0, "0"),
+            (15.0, "15"),
+            (3.75, "3.75"),
+            (3.5, "3.5"),
+            (0.05, "0.05"),
+            (-0.05, "-0.05"),
+            (-3.0, "-3"),
+            (45.75, "45.75"),
+            (1234567.89, "1234567.89"),
+            (0.1 + 0.2, "0.30000000000000004"),
+        ] {
+            let mut s = String::new();
+            push_num(&mut s, x);
+            assert_eq!(s, text, "{x}");
+            if x == leadscore_core::round2(x) {
+                assert_eq!(num(x), text, "num and push_num agree on {x}");
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Jsonl,
@@ -31,13 +60,24 @@ fn json_str(out: &mut String, s: &str) {
     }
 }
 
-/// Appends a number as [`num`] spells it, without allocating.
+/// Appends a number as [`num`] spells it, without allocating. Scores are
+/// already rounded to cents, so they are written from whole cents.
 fn push_num(out: &mut String, x: f64) {
-    if x == 0.0 {
-        out.push('0');
-    } else {
-        let _ = write!(out, "{x}");
+    let cents = (x * 100.0).round();
+    if cents.abs() >= 1e15 || cents / 100.0 != x {
+        out.push_str(&num(x));
+        return;
     }
+    let cents = cents as i64;
+    if cents < 0 {
+        out.push('-');
+    }
+    let (int, frac) = (cents.unsigned_abs() / 100, cents.unsigned_abs() % 100);
+    let _ = match frac {
+        0 => write!(out, "{int}"),
+        f if f % 10 == 0 => write!(out, "{int}.{}", f / 10),
+        f => write!(out, "{int}.{f:02}"),
+    };
 }
 
 pub fn jsonl_row(out: &mut String, model: &ScoringModel, lead: &str, s: &Score) {
@@ -100,19 +140,22 @@ pub fn reasons(model: &ScoringModel, s: &Score) -> String {
 pub fn write(model: &ScoringModel, scored: &Scored, format: Format, out: &mut dyn Write) -> Result<()> {
     match format {
         Format::Jsonl => {
-            let chunks: Vec<String> = scored
-                .ranked
-                .par_chunks(4096)
-                .map(|chunk| {
-                    let mut buf = String::with_capacity(chunk.len() * 256);
-                    for (i, s) in chunk {
-                        jsonl_row(&mut buf, model, scored.ids.get(*i), s);
-                    }
-                    buf
-                })
-                .collect();
-            for c in chunks {
-                out.write_all(c.as_bytes())?;
+            // Rows are formatted in parallel a group at a time and written in
+            // order, so the whole output never sits in memory at once.
+            for group in scored.ranked.chunks(32 * 1024) {
+                let parts: Vec<String> = group
+                    .par_chunks(2048)
+                    .map(|chunk| {
+                        let mut buf = String::with_capacity(chunk.len() * 320);
+                        for (i, s) in chunk {
+                            jsonl_row(&mut buf, model, scored.ids.get(*i), s);
+                        }
+                        buf
+                    })
+                    .collect();
+                for part in parts {
+                    out.write_all(part.as_bytes())?;
+                }
             }
         }
         Format::Csv => {

@@ -75,12 +75,22 @@ impl BadRows {
         }
     }
 
-    pub fn total(&self) -> u64 {
-        self.counts.values().sum()
+    /// Appends another file's skipped rows after these.
+    pub fn append(&mut self, other: BadRows) {
+        for (kind, n) in other.counts {
+            *self.counts.entry(kind).or_default() += n;
+        }
+        let room = Self::SHOWN.saturating_sub(self.shown.len());
+        self.shown.extend(other.shown.into_iter().take(room));
     }
 
-    pub fn first(&self) -> Option<&BadRow> {
-        self.shown.first()
+    /// The rows shown in full, for callers that complete their messages.
+    pub fn shown_mut(&mut self) -> &mut [BadRow] {
+        &mut self.shown
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counts.values().sum()
     }
 
     /// The report for stderr, or `None` when nothing was skipped.

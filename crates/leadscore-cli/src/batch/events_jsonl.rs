@@ -1,10 +1,13 @@
 //! EVENTS.jsonl -> the hits each lead's behavior rules count.
 //!
 //! The file is read in large chunks by one thread while the others parse the
-//! previous chunk line by line in parallel. Only events that some behavior
-//! rule counts are kept, as 24-byte hits; every line is still checked, so a
-//! bad row is reported wherever it is. Memory stays bounded by the kept hits
-//! and the duplicate filter, not by the file size.
+//! previous chunk line by line in parallel. Lines are parsed before the leads
+//! file has finished loading: each valid event keeps its lead as a hash key
+//! and is matched to its lead (or reported as an unknown lead) once the leads
+//! are in. Only events that some behavior rule counts are kept, as 24-byte
+//! hits; every line is still checked, so a bad row is reported wherever it
+//! is. Memory stays bounded by the kept hits and the duplicate filter, not by
+//! the file size.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read};
@@ -17,7 +20,7 @@ use rayon::prelude::*;
 use super::bad_rows::{BadKind, BadRow, BadRows};
 use super::dedup::{Dedup, id_hash};
 use super::json_line::{LineError, parse_line};
-use super::lead_ids::LeadIds;
+use super::lead_ids::{LeadIds, LeadKey};
 use super::leads_csv::reject;
 
 /// One event counted by one rule for one lead.
@@ -30,76 +33,237 @@ pub struct LeadHit {
     pub seq: u64,
 }
 
-const CHUNK: usize = 8 << 20;
+/// The leads' ids, which may still be loading on another thread.
+pub trait LeadsSource {
+    /// The ids if they are loaded, without waiting.
+    fn ready(&self) -> Option<&LeadIds>;
+    /// Waits for the ids; `None` when loading them failed.
+    fn wait(&self) -> Option<&LeadIds>;
+}
 
-/// What one parallel piece of a chunk produced, in line order.
+const CHUNK: usize = 4 << 20;
+
+/// Parsed events waiting for the leads to load take at most this much memory;
+/// past it, parsing waits for the leads.
+const PENDING_BUDGET: usize = 48 << 20;
+
+/// One parallel piece of a chunk, parsed but not yet matched to leads.
 #[derive(Default)]
 struct Piece {
+    /// The file-wide number of the piece's first line.
+    first_line: u64,
+    /// How many lines the piece holds.
+    lines: u64,
+    events: Vec<Parsed>,
+    /// The rules each event counts for: `events[i]`'s are `rules[events[i-1].rules_end..events[i].rules_end]`.
+    rules: Vec<u16>,
+    bad: Vec<BadRow>,
+}
+
+impl Piece {
+    fn memory(&self) -> usize {
+        self.events.capacity() * std::mem::size_of::<Parsed>() + self.rules.capacity() * 2
+    }
+}
+
+/// A valid event line, before its lead is looked up (40 bytes).
+struct Parsed {
+    lead: LeadKey,
+    id_hash: u64,
+    at: Timestamp,
+    /// Line number minus the piece's first line.
+    line_offset: u32,
+    rules_end: u32,
+}
+
+/// A piece matched to the leads, in line order.
+struct Resolved {
     hits: Vec<LeadHit>,
     ids: Vec<u64>,
     bad: Vec<BadRow>,
 }
 
 /// Reads all events, returning the hits that count (duplicates removed) and
-/// the number of duplicate events ignored.
+/// the number of duplicate events ignored; `None` when the leads failed to load.
 pub fn read_events<R: Read + Send + 'static>(
     model: &ScoringModel,
-    leads: &LeadIds,
+    leads: &dyn LeadsSource,
     input: R,
     file: &str,
     size_hint: Option<u64>,
     bad: &mut BadRows,
     strict: bool,
-) -> Result<(Vec<LeadHit>, u64)> {
+) -> Result<Option<(Vec<LeadHit>, u64)>> {
     let (tx, rx) = sync_channel::<std::io::Result<Vec<u8>>>(2);
-    let (recycle, recycled) = sync_channel::<Vec<u8>>(4);
+    let (recycle, recycled) = sync_channel::<Vec<u8>>(2);
     let reader = std::thread::spawn(move || read_chunks(input, &tx, &recycled));
 
-    let mut hits = Vec::new();
-    let mut dedup = Dedup::default();
+    let mut out = Collected {
+        hits: Vec::new(),
+        dedup: Dedup::default(),
+    };
+    let mut pending: Vec<Piece> = Vec::new();
     let mut first_line = 1u64;
     for chunk in rx {
         let chunk = chunk.with_context(|| format!("{file}: cannot read"))?;
-        if dedup.is_empty()
+        if out.dedup.is_empty()
             && let Some(size) = size_hint
         {
             // Estimate the file's event count from the first chunk's line density.
             let per_line = (chunk.len() as u64 / count_lines(&chunk).max(1)).max(1);
-            dedup.reserve(size / per_line + 1);
+            out.dedup.reserve(size / per_line + 1);
         }
         let pieces = split_lines(&chunk, rayon::current_num_threads() * 4);
-        let mut starts = Vec::with_capacity(pieces.len());
-        let mut line = first_line;
-        for p in &pieces {
-            starts.push(line);
-            line += count_lines(p);
-        }
-        first_line = line;
-        let results: Vec<Piece> = pieces
+        let mut parsed: Vec<Piece> = pieces
             .par_iter()
-            .zip(starts)
-            .map(|(piece, start)| parse_piece(model, leads, piece, start, file))
+            .map(|piece| parse_piece(model, piece, file))
             .collect();
-        for piece in &results {
-            for row in &piece.bad {
-                reject(bad, strict, row.clone())?;
+        // Pieces number their lines from 1; make the numbers file-wide.
+        for p in &mut parsed {
+            p.first_line = first_line;
+            for row in &mut p.bad {
+                row.line += first_line - 1;
             }
-        }
-        for piece in &results {
-            dedup.extend(&piece.ids);
-        }
-        for piece in results {
-            hits.extend_from_slice(&piece.hits);
+            first_line += p.lines;
         }
         let _ = recycle.try_send(chunk);
+        pending.extend(parsed);
+        let pending_bytes: usize = pending.iter().map(Piece::memory).sum();
+        let ready = if pending_bytes > PENDING_BUDGET {
+            leads.wait()
+        } else {
+            leads.ready()
+        };
+        if let Some(ids) = ready {
+            out.resolve(std::mem::take(&mut pending), ids, file, bad, strict)?;
+        }
     }
     reader.join().expect("the reader thread does not panic")?;
+    let Some(ids) = leads.wait() else {
+        return Ok(None);
+    };
+    out.resolve(pending, ids, file, bad, strict)?;
 
-    let duplicates = dedup.duplicate_lines(|hashes| ids_with_hashes(model, leads, file, hashes))?;
+    let Collected { mut hits, dedup } = out;
+    let duplicates = dedup.duplicate_lines(|hashes| ids_with_hashes(model, ids, file, hashes))?;
     if !duplicates.is_empty() {
         hits.retain(|h| duplicates.binary_search(&h.seq).is_err());
     }
-    Ok((hits, duplicates.len() as u64))
+    Ok(Some((hits, duplicates.len() as u64)))
+}
+
+struct Collected {
+    hits: Vec<LeadHit>,
+    dedup: Dedup,
+}
+
+impl Collected {
+    /// Matches parsed pieces to their leads (in parallel) and collects them in line order.
+    fn resolve(
+        &mut self,
+        pieces: Vec<Piece>,
+        ids: &LeadIds,
+        file: &str,
+        bad: &mut BadRows,
+        strict: bool,
+    ) -> Result<()> {
+        let resolved: Vec<Resolved> = pieces
+            .into_par_iter()
+            .map(|p| resolve_piece(p, ids, file))
+            .collect();
+        for r in resolved {
+            for row in r.bad {
+                reject(bad, strict, row)?;
+            }
+            self.dedup.extend(&r.ids);
+            self.hits.extend_from_slice(&r.hits);
+        }
+        Ok(())
+    }
+}
+
+fn resolve_piece(p: Piece, ids: &LeadIds, file: &str) -> Resolved {
+    let mut out = Resolved {
+        hits: Vec::new(),
+        ids: Vec::with_capacity(p.events.len()),
+        bad: p.bad,
+    };
+    let mut unknown = false;
+    // Look the leads up first, in a tight loop, so the CPU overlaps the cache misses.
+    let found: Vec<Option<u32>> = p.events.iter().map(|e| ids.find_key(e.lead)).collect();
+    let mut rules_start = 0usize;
+    for (e, lead) in p.events.iter().zip(found) {
+        let rules = &p.rules[rules_start..e.rules_end as usize];
+        rules_start = e.rules_end as usize;
+        let line = p.first_line + u64::from(e.line_offset);
+        match lead {
+            Some(lead) => {
+                out.ids.push(e.id_hash);
+                out.hits.extend(rules.iter().map(|&rule| LeadHit {
+                    lead,
+                    rule,
+                    at: e.at,
+                    seq: line,
+                }));
+            }
+            None => {
+                unknown = true;
+                // The id itself is filled in later for the rows that are shown (see `name_unknown_leads`).
+                let detail = UNKNOWN_LEAD.to_owned();
+                out.bad.push(BadRow {
+                    file: file.into(),
+                    line,
+                    kind: BadKind::UnknownLead,
+                    detail,
+                });
+            }
+        }
+    }
+    if unknown {
+        out.bad.sort_by_key(|b| b.line);
+    }
+    out
+}
+
+const UNKNOWN_LEAD: &str = "no lead with this id in the leads file";
+
+/// Puts the lead's id into the messages of the unknown-lead rows that are
+/// shown, reading those few lines again (parsed events keep only a hash of
+/// their lead, to stay small).
+pub fn name_unknown_leads(rows: &mut [BadRow], file: &str) -> Result<()> {
+    let mut wanted: Vec<u64> = rows
+        .iter()
+        .filter(|r| r.kind == BadKind::UnknownLead && r.file == file)
+        .map(|r| r.line)
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    wanted.sort_unstable();
+    let last = *wanted.last().expect("not empty");
+    let input = std::fs::File::open(file).with_context(|| format!("{file}: cannot open again"))?;
+    let mut names = std::collections::HashMap::new();
+    for (i, line) in BufReader::new(input).split(b'\n').enumerate() {
+        let no = i as u64 + 1;
+        if no > last {
+            break;
+        }
+        let line = line.with_context(|| format!("{file}: cannot read again"))?;
+        if wanted.binary_search(&no).is_ok()
+            && let Ok(ev) = parse_line(line.strip_suffix(b"\r").unwrap_or(&line))
+        {
+            names.insert(no, ev.lead.into_owned());
+        }
+    }
+    for row in rows
+        .iter_mut()
+        .filter(|r| r.kind == BadKind::UnknownLead && r.file == file)
+    {
+        if let Some(id) = names.get(&row.line) {
+            row.detail = format!("no lead with id `{id}` in the leads file");
+        }
+    }
+    Ok(())
 }
 
 /// Reads `input` in chunks of about [`CHUNK`] bytes that end at a line end.
@@ -161,11 +325,14 @@ fn split_lines(chunk: &[u8], n: usize) -> Vec<&[u8]> {
     pieces
 }
 
-fn parse_piece(model: &ScoringModel, leads: &LeadIds, piece: &[u8], first_line: u64, file: &str) -> Piece {
-    let mut out = Piece::default();
-    let mut batch: Vec<(u64, Parsed)> = Vec::with_capacity(LOOKUP_BATCH);
+/// Parses one piece; its lines are numbered from 1 here (the caller shifts them).
+fn parse_piece(model: &ScoringModel, piece: &[u8], file: &str) -> Piece {
+    let mut out = Piece {
+        first_line: 1,
+        ..Piece::default()
+    };
     let mut start = 0;
-    let mut line_no = first_line - 1;
+    let mut line_no = 0;
     while start < piece.len() {
         let end = memchr::memchr(b'\n', &piece[start..]).map_or(piece.len(), |i| start + i);
         let line = &piece[start..end];
@@ -175,65 +342,26 @@ fn parse_piece(model: &ScoringModel, leads: &LeadIds, piece: &[u8], first_line: 
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match parse_event(model, line) {
-            Ok(parsed) => batch.push((line_no, parsed)),
-            Err((kind, detail)) => out.bad.push(BadRow {
+        if let Err((kind, detail)) = parse_event(model, line, line_no, &mut out) {
+            out.bad.push(BadRow {
                 file: file.into(),
                 line: line_no,
                 kind,
                 detail,
-            }),
-        }
-        if batch.len() == LOOKUP_BATCH {
-            resolve_leads(leads, &mut batch, &mut out, file);
+            });
         }
     }
-    resolve_leads(leads, &mut batch, &mut out, file);
-    out.bad.sort_by_key(|b| b.line);
+    out.lines = line_no;
     out
 }
 
-/// Lines are parsed first and their leads looked up afterwards in a tight
-/// loop, so the CPU overlaps the cache misses of many lookups.
-const LOOKUP_BATCH: usize = 64;
-
-fn resolve_leads(leads: &LeadIds, batch: &mut Vec<(u64, Parsed)>, out: &mut Piece, file: &str) {
-    let found: Vec<Option<u32>> = batch.iter().map(|(_, p)| leads.find(&p.lead)).collect();
-    for ((line_no, p), lead) in batch.drain(..).zip(found) {
-        match lead {
-            Some(lead) => {
-                out.ids.push(p.hash);
-                out.hits.extend(p.rules.into_iter().map(|rule| LeadHit {
-                    lead,
-                    rule,
-                    at: p.at,
-                    seq: line_no,
-                }));
-            }
-            None => out.bad.push(BadRow {
-                file: file.into(),
-                line: line_no,
-                kind: BadKind::UnknownLead,
-                detail: unknown_lead(&p.lead),
-            }),
-        }
-    }
-}
-
-fn unknown_lead(id: &str) -> String {
-    format!("no lead with id `{id}` in the leads file")
-}
-
-/// A valid event line, before its lead is looked up.
-struct Parsed<'a> {
-    hash: u64,
-    lead: std::borrow::Cow<'a, str>,
-    at: Timestamp,
-    rules: smallrules::Rules,
-}
-
-/// Validates one line and finds the rules it counts for.
-fn parse_event<'a>(model: &ScoringModel, line: &'a [u8]) -> Result<Parsed<'a>, (BadKind, String)> {
+/// Validates one line and appends it, with the rules it counts for, to `out`.
+fn parse_event(
+    model: &ScoringModel,
+    line: &[u8],
+    line_no: u64,
+    out: &mut Piece,
+) -> Result<(), (BadKind, String)> {
     let ev = parse_line(line).map_err(|e| match e {
         LineError::NotJson(m) => (BadKind::NotJson, m),
         LineError::MissingField(f) => (BadKind::MissingField, format!("the event has no `{f}`")),
@@ -244,30 +372,37 @@ fn parse_event<'a>(model: &ScoringModel, line: &'a [u8]) -> Result<Parsed<'a>, (
         ),
     })?;
     for (name, v) in [("id", &ev.id), ("lead", &ev.lead), ("type", &ev.kind)] {
-        if v.trim().is_empty() {
+        let starts_plain = v.as_bytes().first().is_some_and(|b| !b.is_ascii_whitespace());
+        if !starts_plain && v.trim().is_empty() {
             return Err((BadKind::MissingField, format!("the event's `{name}` is blank")));
         }
     }
     let at = Timestamp::parse(&ev.occurred_at)
         .map_err(|e| (BadKind::BadTimestamp, format!("occurred_at: {e}")))?;
-    let mut rules = smallrules::Rules::default();
     for &r in model.rules_listing(&ev.kind) {
         if model.behavior[usize::from(r)].matches_properties(&ev) {
-            rules.push(r);
+            out.rules.push(r);
         }
     }
-    Ok(Parsed {
-        hash: id_hash(&ev.id),
-        lead: ev.lead,
+    out.events.push(Parsed {
+        line_offset: (line_no - out.first_line) as u32,
+        lead: LeadKey::of(&ev.lead),
+        id_hash: id_hash(&ev.id),
         at,
-        rules,
-    })
+        rules_end: out.rules.len() as u32,
+    });
+    Ok(())
 }
 
 /// A whole check of one line, lead included: the id hash of a valid event.
 fn check_line(model: &ScoringModel, leads: &LeadIds, line: &[u8]) -> Option<u64> {
-    let p = parse_event(model, line).ok()?;
-    leads.find(&p.lead).map(|_| p.hash)
+    let mut piece = Piece {
+        first_line: 1,
+        ..Piece::default()
+    };
+    parse_event(model, line, 1, &mut piece).ok()?;
+    let e = piece.events.pop()?;
+    leads.find_key(e.lead).map(|_| e.id_hash)
 }
 
 /// Every valid event line whose id hashes to one of `hashes`, with its id,
@@ -292,35 +427,4 @@ fn ids_with_hashes(
         }
     }
     Ok(out)
-}
-
-mod smallrules {
-    /// The rules one event counts for: almost always zero or one, so inline.
-    #[derive(Default)]
-    pub struct Rules {
-        inline: [u16; 4],
-        len: usize,
-        more: Vec<u16>,
-    }
-
-    impl Rules {
-        pub fn push(&mut self, r: u16) {
-            if self.len < self.inline.len() {
-                self.inline[self.len] = r;
-                self.len += 1;
-            } else {
-                self.more.push(r);
-            }
-        }
-    }
-
-    impl IntoIterator for Rules {
-        type Item = u16;
-        type IntoIter =
-            std::iter::Chain<std::iter::Take<std::array::IntoIter<u16, 4>>, std::vec::IntoIter<u16>>;
-
-        fn into_iter(self) -> Self::IntoIter {
-            self.inline.into_iter().take(self.len).chain(self.more)
-        }
-    }
 }

@@ -23,6 +23,20 @@ struct Entry {
     index: u32,
 }
 
+/// An id reduced to its two hashes: enough to look it up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeadKey {
+    place: u64,
+    check: u64,
+}
+
+impl LeadKey {
+    pub fn of(id: &str) -> LeadKey {
+        let (place, check) = hashes(id);
+        LeadKey { place, check }
+    }
+}
+
 /// Two independent hashes of an id: one places it in the table, the other confirms it.
 fn hashes(id: &str) -> (u64, u64) {
     use foldhash::quality::FixedState;
@@ -50,8 +64,13 @@ impl LeadIds {
     }
 
     pub fn find(&self, id: &str) -> Option<u32> {
-        let (place, check) = hashes(id);
-        self.table.find(place, |e| e.check == check).map(|e| e.index)
+        self.find_key(LeadKey::of(id))
+    }
+
+    pub fn find_key(&self, key: LeadKey) -> Option<u32> {
+        self.table
+            .find(key.place, |e| e.check == key.check)
+            .map(|e| e.index)
     }
 
     /// Adds an id; `false` (and nothing added) when it is already there.

@@ -5,9 +5,12 @@ mod dedup;
 mod events_jsonl;
 pub mod json_line;
 mod lead_ids;
+use lead_ids::LeadIds;
 mod leads_csv;
 
+use std::cell::{OnceCell, RefCell};
 use std::fs::File;
+use std::thread::ScopedJoinHandle;
 
 use anyhow::{Context, Result};
 use leadscore_core::{Hit, Score, ScoringModel, Timestamp};
@@ -19,7 +22,7 @@ pub use leads_csv::StrictStop;
 /// Every lead's score, best first (ties by lead id ascending).
 #[derive(Debug)]
 pub struct Scored {
-    pub ids: lead_ids::LeadIds,
+    pub ids: LeadIds,
     /// (index into `ids`, score), sorted for output.
     pub ranked: Vec<(u32, Score)>,
     pub bad: BadRows,
@@ -36,26 +39,47 @@ pub struct Inputs<'a> {
 
 pub fn score_files(model: &ScoringModel, inputs: &Inputs) -> Result<Scored> {
     let timer = Timer::new();
-    let mut bad = BadRows::default();
     let leads_file =
         File::open(inputs.leads).with_context(|| format!("cannot open leads file {}", inputs.leads))?;
-    let table = leads_csv::read_leads(
-        model,
-        std::io::BufReader::with_capacity(1 << 20, leads_file),
-        inputs.leads,
-        &mut bad,
-        inputs.strict,
-    )?;
-
-    timer.mark("leads read and fit evaluated");
-    let (hits, duplicates) = match inputs.events {
-        None => (Vec::new(), 0),
-        Some(path) => {
-            let f = File::open(path).with_context(|| format!("cannot open events file {path}"))?;
-            let size = f.metadata().ok().map(|m| m.len());
-            events_jsonl::read_events(model, &table.ids, f, path, size, &mut bad, inputs.strict)?
-        }
+    let events_file = match inputs.events {
+        Some(path) => Some((
+            path,
+            File::open(path).with_context(|| format!("cannot open events file {path}"))?,
+        )),
+        None => None,
     };
+
+    // The leads load on their own thread while the events are parsed; events
+    // are matched to their leads as soon as the leads are in.
+    let (table, bad, hits, duplicates) = std::thread::scope(|s| -> Result<_> {
+        let job = s.spawn(|| {
+            let mut bad = BadRows::default();
+            let input = std::io::BufReader::with_capacity(1 << 20, leads_file);
+            let table = leads_csv::read_leads(model, input, inputs.leads, &mut bad, inputs.strict)?;
+            timer.mark("leads read and fit evaluated");
+            Ok((table, bad))
+        });
+        let leads = Loading {
+            job: RefCell::new(Some(job)),
+            done: OnceCell::new(),
+        };
+        let mut event_bad = BadRows::default();
+        let events = match events_file {
+            None => Ok(Some((Vec::new(), 0))),
+            Some((path, f)) => {
+                let size = f.metadata().ok().map(|m| m.len());
+                events_jsonl::read_events(model, &leads, f, path, size, &mut event_bad, inputs.strict)
+            }
+        };
+        // A problem with the leads file comes first: it is read first.
+        let (table, mut bad) = leads.finish()?;
+        let (hits, duplicates) = events?.expect("the leads loaded, so the events were read");
+        if let Some(path) = inputs.events {
+            events_jsonl::name_unknown_leads(event_bad.shown_mut(), path)?;
+        }
+        bad.append(event_bad);
+        Ok((table, bad, hits, duplicates))
+    })?;
     let events_counted = hits.len();
     timer.mark("events read");
 
@@ -118,6 +142,44 @@ pub fn score_files(model: &ScoringModel, inputs: &Inputs) -> Result<Scored> {
         duplicates,
         events_counted,
     })
+}
+
+type LeadsResult = Result<(leads_csv::LeadTable, BadRows)>;
+
+/// The leads loading on a scoped thread, seen by the events reader.
+struct Loading<'scope> {
+    job: RefCell<Option<ScopedJoinHandle<'scope, LeadsResult>>>,
+    done: OnceCell<LeadsResult>,
+}
+
+impl Loading<'_> {
+    fn join(&self) {
+        if let Some(job) = self.job.borrow_mut().take() {
+            let result = job
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("reading the leads failed unexpectedly")));
+            let _ = self.done.set(result);
+        }
+    }
+
+    fn finish(self) -> LeadsResult {
+        self.join();
+        self.done.into_inner().expect("joined")
+    }
+}
+
+impl events_jsonl::LeadsSource for Loading<'_> {
+    fn ready(&self) -> Option<&LeadIds> {
+        if self.done.get().is_none() && self.job.borrow().as_ref().is_some_and(|j| j.is_finished()) {
+            self.join();
+        }
+        self.done.get()?.as_ref().ok().map(|(t, _)| &t.ids)
+    }
+
+    fn wait(&self) -> Option<&LeadIds> {
+        self.join();
+        self.done.get()?.as_ref().ok().map(|(t, _)| &t.ids)
+    }
 }
 
 /// Stage timings on stderr when `LEADSCORE_TIMINGS` is set (for benchmarking).
