@@ -759,7 +759,7 @@ fn unknown_min_grade() {
     check(
         &with_tables("[mql]\nthreshold = 50\nmin_grade = 1\n"),
         None,
-        &["line 10, column 13", "string"],
+        &[":10:13: ", "string"],
     );
 }
 
@@ -778,7 +778,7 @@ fn missing_name() {
     check(
         &with("").replacen("name = \"m\"", "name = 5", 1),
         None,
-        &["line 1, column 8", "string"],
+        &[":1:8: ", "string"],
     );
 }
 
@@ -793,7 +793,7 @@ fn unknown_top_level_key() {
     check(
         &format!("colour = \"red\"\n{}", with("")),
         None,
-        &["colour", "line 1, column 1"],
+        &["colour", ":1:1: "],
     );
     // An unknown key inside [grade] (it follows the table header).
     check(&format!("{HEADER}colour = \"red\"\n"), None, &["colour"]);
@@ -807,21 +807,21 @@ fn toml_syntax_error_names_line_and_column() {
     assert_eq!(e.rule, None);
     let shown = e.to_string();
     assert!(shown.starts_with(SOURCE), "{shown}");
-    assert!(shown.contains("line 3, column 7"), "{shown}");
+    assert!(shown.contains(":3:7: "), "{shown}");
 
     let e = refused("name = \"m\nmax = 3\n");
-    assert!(e.to_string().contains("line 1, column"), "{e}");
+    assert!(e.to_string().starts_with(&format!("{SOURCE}:1:")), "{e}");
 
     let e = refused(&format!(
         "{HEADER}[[fit]]\nid = \"x\"\nfield = \"a\"\nmatches = \"unterminated\npoints = 1\n"
     ));
     let shown = e.to_string();
     let line = HEADER.lines().count() + 4;
-    assert!(shown.contains(&format!("line {line}, column")), "{shown}");
+    assert!(shown.contains(&format!(":{line}:")), "{shown}");
 
     // Duplicate keys are a TOML error too.
     let e = refused("name = \"m\"\nname = \"n\"\n");
-    assert!(e.to_string().contains("line 2, column 1"), "{e}");
+    assert!(e.to_string().contains(":2:1: "), "{e}");
 }
 
 #[test]
@@ -838,5 +838,6 @@ fn the_error_names_the_source_it_was_given() {
         "{e}"
     );
     let e = ScoringModel::from_toml(&fit("field = \"a\""), "x.toml").unwrap_err();
-    assert_eq!(e.to_string(), format!("x.toml: rule `bad`: {}", e.message));
+    let line = e.line.expect("a rule's errors carry its line");
+    assert_eq!(e.to_string(), format!("x.toml:{line}: rule `bad`: {}", e.message));
 }

@@ -27,7 +27,6 @@ pub struct Scored {
     pub ranked: Vec<(u32, Score)>,
     pub bad: BadRows,
     pub duplicates: u64,
-    pub events_counted: usize,
 }
 
 pub struct Inputs<'a> {
@@ -80,7 +79,6 @@ pub fn score_files(model: &ScoringModel, inputs: &Inputs) -> Result<Scored> {
         bad.append(event_bad);
         Ok((table, bad, hits, duplicates))
     })?;
-    let events_counted = hits.len();
     timer.mark("events read");
 
     // Group hits by lead (a counting sort), then score leads in parallel.
@@ -140,7 +138,6 @@ pub fn score_files(model: &ScoringModel, inputs: &Inputs) -> Result<Scored> {
         ranked,
         bad,
         duplicates,
-        events_counted,
     })
 }
 

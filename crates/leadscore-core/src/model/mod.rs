@@ -70,16 +70,27 @@ pub struct MqlRule {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ModelError {
     pub source_name: String,
+    /// The line the problem is on (of the rule, where the problem is inside one).
+    pub line: Option<usize>,
+    /// The column, for errors in the TOML itself.
+    pub column: Option<usize>,
     pub rule: Option<String>,
     pub message: String,
 }
 
 impl fmt::Display for ModelError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.rule {
-            Some(rule) => write!(f, "{}: rule `{}`: {}", self.source_name, rule, self.message),
-            None => write!(f, "{}: {}", self.source_name, self.message),
+        write!(f, "{}", self.source_name)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
         }
+        if let Some(rule) = &self.rule {
+            write!(f, ": rule `{rule}`")?;
+        }
+        write!(f, ": {}", self.message)
     }
 }
 

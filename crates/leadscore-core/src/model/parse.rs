@@ -22,9 +22,9 @@ struct RawModel {
     mql: Option<RawMql>,
     grade: Option<RawGrade>,
     #[serde(default)]
-    fit: Vec<toml::Table>,
+    fit: Vec<toml::Spanned<toml::Table>>,
     #[serde(default)]
-    behavior: Vec<toml::Table>,
+    behavior: Vec<toml::Spanned<toml::Table>>,
 }
 
 #[derive(Deserialize)]
@@ -97,21 +97,50 @@ struct RawBehavior {
 
 struct Ctx<'a> {
     source: &'a str,
+    text: &'a str,
 }
 
 impl Ctx<'_> {
     fn err(&self, rule: Option<&str>, message: impl Into<String>) -> ModelError {
         ModelError {
             source_name: self.source.to_owned(),
+            line: None,
+            column: None,
             rule: rule.map(str::to_owned),
             message: message.into(),
         }
     }
+
+    /// The 1-based line of a byte offset in the model text.
+    fn line_of(&self, offset: usize) -> usize {
+        self.text[..offset.min(self.text.len())].matches('\n').count() + 1
+    }
+}
+
+/// Deserializes a rule table, naming the key a type error is about.
+fn rule_from<T: serde::de::DeserializeOwned>(table: toml::Table) -> Result<T, String> {
+    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().message().to_owned();
+        if path == "." || message.starts_with("unknown field") || message.starts_with("missing field") {
+            message
+        } else {
+            format!("`{path}`: {message}")
+        }
+    })
 }
 
 pub(super) fn parse(text: &str, source: &str) -> Result<ScoringModel, ModelError> {
-    let cx = Ctx { source };
-    let raw: RawModel = toml::from_str(text).map_err(|e| cx.err(None, toml_message(text, &e)))?;
+    let cx = Ctx { source, text };
+    let raw: RawModel = toml::from_str(text).map_err(|e| {
+        let mut err = cx.err(None, e.message().to_owned());
+        if let Some(span) = e.span() {
+            let before = &text[..span.start.min(text.len())];
+            err.line = Some(cx.line_of(span.start));
+            err.column = Some(before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1);
+        }
+        err
+    })?;
 
     let name = raw.name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
     let name = name.ok_or_else(|| cx.err(None, "`name` is required (a unique name for this model)"))?;
@@ -180,13 +209,21 @@ pub(super) fn parse(text: &str, source: &str) -> Result<ScoringModel, ModelError
     };
     let mut fit = Vec::with_capacity(raw.fit.len());
     for (i, table) in raw.fit.into_iter().enumerate() {
-        let rule = fit_rule(&cx, table, i)?;
+        let line = cx.line_of(table.span().start);
+        let rule = fit_rule(&cx, table.into_inner(), i).map_err(|e| ModelError {
+            line: Some(line),
+            ..e
+        })?;
         unique(&rule.id)?;
         fit.push(rule);
     }
     let mut behavior = Vec::with_capacity(raw.behavior.len());
     for (i, table) in raw.behavior.into_iter().enumerate() {
-        let rule = behavior_rule(&cx, table, i)?;
+        let line = cx.line_of(table.span().start);
+        let rule = behavior_rule(&cx, table.into_inner(), i).map_err(|e| ModelError {
+            line: Some(line),
+            ..e
+        })?;
         unique(&rule.id)?;
         behavior.push(rule);
     }
@@ -286,9 +323,7 @@ fn declared_id(table: &toml::Table, kind: &str, index: usize) -> String {
 
 fn fit_rule(cx: &Ctx, table: toml::Table, index: usize) -> Result<FitRule, ModelError> {
     let id = declared_id(&table, "fit", index);
-    let raw: RawFit = toml::Value::Table(table)
-        .try_into()
-        .map_err(|e: toml::de::Error| cx.err(Some(&id), e.message().to_owned()))?;
+    let raw: RawFit = rule_from(table).map_err(|m| cx.err(Some(&id), m))?;
     let e = |msg: String| cx.err(Some(&id), msg);
     if !raw.points.is_finite() {
         return Err(e("`points` must be a finite number".into()));
@@ -412,9 +447,7 @@ fn operand(v: &toml::Value) -> Result<Operand, String> {
 
 fn behavior_rule(cx: &Ctx, table: toml::Table, index: usize) -> Result<BehaviorRule, ModelError> {
     let id = declared_id(&table, "behavior", index);
-    let raw: RawBehavior = toml::Value::Table(table)
-        .try_into()
-        .map_err(|e: toml::de::Error| cx.err(Some(&id), e.message().to_owned()))?;
+    let raw: RawBehavior = rule_from(table).map_err(|m| cx.err(Some(&id), m))?;
     let e = |msg: &str| cx.err(Some(&id), msg.to_owned());
     if !raw.points.is_finite() {
         return Err(e("`points` must be a finite number"));
@@ -481,17 +514,4 @@ fn behavior_rule(cx: &Ctx, table: toml::Table, index: usize) -> Result<BehaviorR
         half_life_days,
         window_days,
     })
-}
-
-/// toml's message prefixed with the line and column it points at.
-fn toml_message(text: &str, e: &toml::de::Error) -> String {
-    match e.span() {
-        Some(span) => {
-            let before = &text[..span.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-            format!("line {line}, column {column}: {}", e.message())
-        }
-        None => e.message().to_owned(),
-    }
 }
