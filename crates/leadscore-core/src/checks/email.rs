@@ -75,6 +75,38 @@ fn listed(set: &DomainSet, domain: &str) -> bool {
 /// The domain of a syntactically plausible address: one `@`, a local part of
 /// printable characters, a domain of at least two dot-separated labels of
 /// letters, digits and hyphens, ending in a letter-only top-level label.
+/// Characters allowed unquoted in the local part (RFC 5322 atext, dots, and
+/// any non-ASCII letter for internationalised addresses).
+fn local_char(c: char) -> bool {
+    if c.is_ascii() {
+        c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                '!' | '#'
+                    | '$'
+                    | '%'
+                    | '&'
+                    | '\''
+                    | '*'
+                    | '+'
+                    | '-'
+                    | '/'
+                    | '='
+                    | '?'
+                    | '^'
+                    | '_'
+                    | '`'
+                    | '{'
+                    | '|'
+                    | '}'
+                    | '~'
+                    | '.'
+            )
+    } else {
+        c.is_alphanumeric()
+    }
+}
+
 fn domain_of(addr: &str) -> Option<&str> {
     let (local, domain) = addr.split_once('@')?;
     let local_ok = !local.is_empty()
@@ -82,9 +114,7 @@ fn domain_of(addr: &str) -> Option<&str> {
         && !local.starts_with('.')
         && !local.ends_with('.')
         && !local.contains("..")
-        && local
-            .chars()
-            .all(|c| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c));
+        && local.chars().all(local_char);
     if !local_ok || domain.len() > 253 {
         return None;
     }
@@ -93,7 +123,13 @@ fn domain_of(addr: &str) -> Option<&str> {
             && l.len() <= 63
             && !l.starts_with('-')
             && !l.ends_with('-')
-            && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+            && l.chars().all(|c| {
+                if c.is_ascii() {
+                    c.is_ascii_alphanumeric() || c == '-'
+                } else {
+                    c.is_alphanumeric()
+                }
+            })
     };
     let tld = domain.rsplit('.').next().unwrap_or("");
     let tld_ok = tld.len() >= 2 && tld.chars().all(char::is_alphabetic);
