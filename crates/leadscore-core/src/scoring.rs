@@ -183,8 +183,9 @@ impl ScoringModel {
     /// same id count once (the first one given wins); the slice order is the
     /// ingest order.
     pub fn score(&self, lead: &Lead, events: &[Event], as_of: Timestamp) -> Score {
-        let mut seen = HashSet::new();
-        let mut hits = Vec::new();
+        let mut seen: HashSet<&str, foldhash::fast::RandomState> = HashSet::default();
+        seen.reserve(events.len());
+        let mut hits = Vec::with_capacity(events.len());
         for (seq, event) in events.iter().enumerate() {
             if !seen.insert(event.id.as_str()) {
                 continue;
