@@ -73,11 +73,14 @@ fn push_num(out: &mut String, x: f64) {
         out.push('-');
     }
     let (int, frac) = (cents.unsigned_abs() / 100, cents.unsigned_abs() % 100);
-    let _ = match frac {
-        0 => write!(out, "{int}"),
-        f if f % 10 == 0 => write!(out, "{int}.{}", f / 10),
-        f => write!(out, "{int}.{f:02}"),
-    };
+    out.push_str(itoa::Buffer::new().format(int));
+    if frac != 0 {
+        out.push('.');
+        out.push(char::from(b'0' + (frac / 10) as u8));
+        if frac % 10 != 0 {
+            out.push(char::from(b'0' + (frac % 10) as u8));
+        }
+    }
 }
 
 pub fn jsonl_row(out: &mut String, model: &ScoringModel, lead: &str, s: &Score) {
@@ -107,7 +110,8 @@ pub fn jsonl_row(out: &mut String, model: &ScoringModel, lead: &str, s: &Score) 
         out.push_str("\",\"points\":");
         push_num(out, c.points);
         if let Some(n) = c.events {
-            let _ = write!(out, ",\"events\":{n}");
+            out.push_str(",\"events\":");
+            out.push_str(itoa::Buffer::new().format(n));
         }
         out.push('}');
     }

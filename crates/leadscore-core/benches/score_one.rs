@@ -11,14 +11,25 @@ use leadscore_core::{Event, Lead, ScoringModel, StdField, Timestamp};
 const MODEL: &str = include_str!("../tests/fixtures/spec-model.toml");
 
 fn events(n: usize, as_of: Timestamp) -> Vec<Event> {
-    let types = ["email_opened", "email_clicked", "page_viewed", "webinar_attended", "demo_requested", "unsubscribed"];
+    let types = [
+        "email_opened",
+        "email_clicked",
+        "page_viewed",
+        "webinar_attended",
+        "demo_requested",
+        "unsubscribed",
+    ];
     (0..n)
         .map(|i| Event {
             id: format!("e{i}"),
             lead: "L1".into(),
             kind: types[i % types.len()].into(),
             occurred_at: as_of.minus_days((i * 7 % 180) as f64 + 0.5),
-            properties: [("path".to_owned(), if i % 3 == 0 { "/pricing" } else { "/blog" }.to_owned())].into(),
+            properties: [(
+                "path".to_owned(),
+                if i % 3 == 0 { "/pricing" } else { "/blog" }.to_owned(),
+            )]
+            .into(),
         })
         .collect()
 }
@@ -34,7 +45,10 @@ fn main() {
         .with(StdField::Phone, "+84 912 345 678");
     let _ = model.score(&lead, &[], as_of); // load the e-mail and phone data once
 
-    println!("{:>8}  {:>14}  {:>22}", "events", "score (µs)", "score_hits only (µs)");
+    println!(
+        "{:>8}  {:>14}  {:>22}",
+        "events", "score (µs)", "score_hits only (µs)"
+    );
     for n in [10, 100, 300, 1000] {
         let evs = events(n, as_of);
         let fit = model.evaluate_fit(&lead);
@@ -42,11 +56,13 @@ fn main() {
             .iter()
             .enumerate()
             .flat_map(|(seq, e)| {
-                model.rules_for_event(&e.kind, &e.properties).map(move |rule| leadscore_core::Hit {
-                    rule,
-                    at: e.occurred_at,
-                    seq: seq as u64,
-                })
+                model
+                    .rules_for_event(&e.kind, &e.properties)
+                    .map(move |rule| leadscore_core::Hit {
+                        rule,
+                        at: e.occurred_at,
+                        seq: seq as u64,
+                    })
             })
             .collect();
         let rounds = 20_000 / n.max(1) * 10;

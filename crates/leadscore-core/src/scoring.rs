@@ -43,13 +43,24 @@ impl Contribution {
         }
     }
 
-    /// The rule's label, or its id when it has none.
-    pub fn label<'m>(&self, model: &'m ScoringModel) -> &'m str {
+    /// The rule's label, or its id in words when it has none
+    /// (`demo_or_trial` -> "Demo or trial").
+    pub fn label(&self, model: &ScoringModel) -> String {
         let label = match self.kind {
             RuleKind::Fit => model.fit[self.index].label.as_deref(),
             RuleKind::Behavior => model.behavior[self.index].label.as_deref(),
         };
-        label.unwrap_or_else(|| self.rule_id(model))
+        match label {
+            Some(l) => l.to_owned(),
+            None => {
+                let words = self.rule_id(model).replace(['_', '-'], " ");
+                let mut chars = words.chars();
+                chars
+                    .next()
+                    .map(|c| c.to_uppercase().chain(chars).collect())
+                    .unwrap_or_default()
+            }
+        }
     }
 }
 

@@ -61,10 +61,11 @@ impl Dedup {
         let mut lines = lines_with(&suspects)?;
         lines.sort_unstable_by_key(|(line, _)| *line);
         for (line, id) in lines {
-            if first.contains_key(&id) {
-                dups.push(line);
-            } else {
-                first.insert(id, line);
+            match first.entry(id) {
+                std::collections::hash_map::Entry::Occupied(_) => dups.push(line),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(line);
+                }
             }
         }
         Ok(dups)

@@ -172,7 +172,10 @@ impl Collected {
             .map(|p| resolve_piece(p, ids, file))
             .collect();
         for r in resolved {
-            for row in r.bad {
+            for mut row in r.bad {
+                if strict && row.kind == BadKind::UnknownLead {
+                    name_unknown_leads(std::slice::from_mut(&mut row), file)?;
+                }
                 reject(bad, strict, row)?;
             }
             self.dedup.extend(&r.ids);
@@ -282,15 +285,26 @@ fn read_chunks<R: Read>(
         buf.clear();
         buf.extend_from_slice(&carry);
         carry.clear();
-        let want = CHUNK as u64;
-        let got = match input.by_ref().take(want).read_to_end(&mut buf) {
-            Ok(n) => n as u64,
-            Err(e) => {
-                let _ = tx.send(Err(e));
-                return Ok(());
+        // Read a chunk's worth, then on until a line end, so that a line longer
+        // than a chunk still arrives whole.
+        let mut want = CHUNK as u64;
+        let eof = loop {
+            let before = buf.len();
+            let got = match input.by_ref().take(want).read_to_end(&mut buf) {
+                Ok(n) => n as u64,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return Ok(());
+                }
+            };
+            if got < want {
+                break true;
             }
+            if memchr::memchr(b'\n', &buf[before..]).is_some() {
+                break false;
+            }
+            want = CHUNK as u64;
         };
-        let eof = got < want;
         if !eof && let Some(nl) = memchr::memrchr(b'\n', &buf) {
             carry.extend_from_slice(&buf[nl + 1..]);
             buf.truncate(nl + 1);

@@ -315,7 +315,10 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn check(line: &str, expected: Result<(&str, &str, &str, &str, &[(&str, &str)]), &str>) {
+    /// (id, lead, type, occurred_at, properties) or the start of the error's Debug text.
+    type Expected<'a> = Result<(&'a str, &'a str, &'a str, &'a str, &'a [(&'a str, &'a str)]), &'a str>;
+
+    fn check(line: &str, expected: Expected) {
         let got = parse_line(line.as_bytes());
         match (got, expected) {
             (Ok(ev), Ok((id, lead, kind, at, props))) => {

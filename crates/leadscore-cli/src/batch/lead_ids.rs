@@ -117,24 +117,3 @@ mod tests {
         assert_eq!(ids.find(""), None);
     }
 }
-
-#[cfg(test)]
-mod bench_probe {
-    #[test]
-    #[ignore]
-    fn lookup_cost() {
-        let mut ids = super::LeadIds::default();
-        for i in 0..200_000 {
-            ids.insert(&format!("L{i}"));
-        }
-        let keys: Vec<String> = (0..5_000_000u64)
-            .map(|i| format!("L{}", (i * 2_654_435_761) % 200_000))
-            .collect();
-        let t = std::time::Instant::now();
-        let mut n = 0u64;
-        for k in &keys {
-            n += u64::from(ids.find(k).unwrap());
-        }
-        eprintln!("{:?} per lookup ({n})", t.elapsed() / 5_000_000);
-    }
-}

@@ -80,6 +80,9 @@ pub fn read_leads(
     let mut batch: Vec<csv::StringRecord> = (0..BATCH).map(|_| csv::StringRecord::new()).collect();
     let mut lines = vec![0u64; BATCH];
     let mut eof = false;
+    // Rows refused while reading wait here, so that every bad row of a batch
+    // is reported in file order (and `--strict` stops at the first one).
+    let mut early: Vec<BadRow> = Vec::new();
     while !eof {
         let mut n = 0;
         while n < BATCH {
@@ -100,7 +103,7 @@ pub fn read_leads(
                         },
                         _ => return Err(e).with_context(|| format!("{file}: cannot read")),
                     };
-                    reject(bad, strict, row)?;
+                    early.push(row);
                     continue;
                 }
             }
@@ -112,16 +115,12 @@ pub fn read_leads(
                     header.len(),
                     rec.len()
                 );
-                reject(
-                    bad,
-                    strict,
-                    BadRow {
-                        file: file.into(),
-                        line,
-                        kind: BadKind::WrongFieldCount,
-                        detail,
-                    },
-                )?;
+                early.push(BadRow {
+                    file: file.into(),
+                    line,
+                    kind: BadKind::WrongFieldCount,
+                    detail,
+                });
                 continue;
             }
             lines[n] = line;
@@ -134,7 +133,11 @@ pub fn read_leads(
                 row.get(StdField::Id).is_some().then(|| model.evaluate_fit(&row))
             })
             .collect();
+        let mut early_rows = std::mem::take(&mut early).into_iter().peekable();
         for ((rec, fit), &line) in batch[..n].iter().zip(fits).zip(&lines) {
+            while let Some(row) = early_rows.next_if(|r| r.line < line) {
+                reject(bad, strict, row)?;
+            }
             let Some(fit) = fit else {
                 let detail = "the id is blank".to_owned();
                 reject(
@@ -165,6 +168,9 @@ pub fn read_leads(
                 continue;
             }
             table.fits.push(fit);
+        }
+        for row in early_rows {
+            reject(bad, strict, row)?;
         }
     }
     Ok(table)

@@ -127,11 +127,15 @@ pub fn score_files(model: &ScoringModel, inputs: &Inputs) -> Result<Scored> {
         })
         .collect();
     timer.mark("scored");
-    ranked.par_sort_unstable_by(|(a, sa), (b, sb)| {
-        sb.score
-            .total_cmp(&sa.score)
-            .then_with(|| table.ids.get(*a).cmp(table.ids.get(*b)))
-    });
+    // Best score first, then lead id: sort on the score alone (cheap
+    // comparisons), then order each run of equal scores by id.
+    ranked.par_sort_unstable_by(|(_, sa), (_, sb)| sb.score.total_cmp(&sa.score));
+    let ids = &table.ids;
+    let mut runs: Vec<&mut [(u32, Score)]> =
+        ranked.chunk_by_mut(|(_, a), (_, b)| a.score == b.score).collect();
+    runs.par_iter_mut()
+        .filter(|r| r.len() > 1)
+        .for_each(|run| run.sort_unstable_by(|(a, _), (b, _)| ids.get(*a).cmp(ids.get(*b))));
     timer.mark("sorted");
     Ok(Scored {
         ids: table.ids,
