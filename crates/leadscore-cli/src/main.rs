@@ -87,6 +87,9 @@ fn run(cli: Cli) -> Result<()> {
             strict,
         } => {
             let model = load_model(&model)?;
+            // Load the check data (phone metadata takes a while) while the input is read.
+            let phones = model.checks_phones();
+            std::thread::spawn(move || leadscore_core::checks::warm_up(phones));
             let as_of = match as_of {
                 Some(s) => Timestamp::parse(&s).with_context(|| "--as-of".to_owned())?,
                 None => now(),

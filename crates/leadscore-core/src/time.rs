@@ -71,13 +71,14 @@ fn parse_plain_utc(b: &[u8]) -> Option<Timestamp> {
     {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        b[r].iter().try_fold(0i64, |acc, &c| {
-            c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
-        })
+    // Two digits at `i` as a number; `None` unless both are digits.
+    let two = |i: usize| -> Option<i64> {
+        let (h, l) = (b[i].wrapping_sub(b'0'), b[i + 1].wrapping_sub(b'0'));
+        (h <= 9 && l <= 9).then_some(i64::from(h) * 10 + i64::from(l))
     };
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, min, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let year = two(0)? * 100 + two(2)?;
+    let (month, day) = (two(5)?, two(8)?);
+    let (hour, min, sec) = (two(11)?, two(14)?, two(17)?);
     if !(1..=12).contains(&month)
         || day < 1
         || day > days_in_month(year, month)

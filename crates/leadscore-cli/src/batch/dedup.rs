@@ -17,24 +17,39 @@ pub fn id_hash(id: &str) -> u64 {
     foldhash::quality::FixedState::with_seed(0x6c65_6164_7363_6f72).hash_one(id)
 }
 
-/// The id hashes of every valid event, in no particular order.
-#[derive(Debug, Default)]
+/// The id hashes of every valid event, spread over partitions by their top
+/// bits as they arrive, so that the final sort works on small, cache-sized
+/// partitions in parallel (a radix pass for free).
+#[derive(Debug)]
 pub struct Dedup {
-    hashes: Vec<u64>,
+    parts: Vec<Vec<u64>>,
+}
+
+const PART_BITS: u32 = 8;
+
+impl Default for Dedup {
+    fn default() -> Self {
+        Dedup {
+            parts: (0..1 << PART_BITS).map(|_| Vec::new()).collect(),
+        }
+    }
 }
 
 impl Dedup {
     pub fn is_empty(&self) -> bool {
-        self.hashes.is_empty()
+        self.parts.iter().all(Vec::is_empty)
     }
 
-    /// Makes room for about `ids` ids in all, so the list does not regrow.
+    /// Makes room for about `ids` ids in all, so the partitions do not regrow.
     pub fn reserve(&mut self, ids: u64) {
-        self.hashes.reserve(ids as usize);
+        let each = (ids >> PART_BITS) as usize * 33 / 32 + 16;
+        self.parts.iter_mut().for_each(|p| p.reserve(each));
     }
 
     pub fn extend(&mut self, hashes: &[u64]) {
-        self.hashes.extend_from_slice(hashes);
+        for &h in hashes {
+            self.parts[(h >> (64 - PART_BITS)) as usize].push(h);
+        }
     }
 
     /// The lines (sorted) of events that repeat an earlier event's id.
@@ -45,14 +60,14 @@ impl Dedup {
         lines_with: impl FnOnce(&HashSet<u64>) -> Result<Vec<(u64, String)>>,
     ) -> Result<Vec<u64>> {
         // Sorting 8-byte hashes is cheaper in time and memory than a hash set of them.
-        self.hashes.par_sort_unstable();
-        let suspects: HashSet<u64> = self
-            .hashes
-            .windows(2)
-            .filter(|w| w[0] == w[1])
-            .map(|w| w[0])
+        let suspects: HashSet<u64> = std::mem::take(&mut self.parts)
+            .into_par_iter()
+            .flat_map_iter(|mut part| {
+                part.sort_unstable();
+                let again: Vec<u64> = part.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
+                again
+            })
             .collect();
-        drop(self.hashes);
         if suspects.is_empty() {
             return Ok(Vec::new());
         }

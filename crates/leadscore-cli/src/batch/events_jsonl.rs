@@ -45,7 +45,7 @@ const CHUNK: usize = 4 << 20;
 
 /// Parsed events waiting for the leads to load take at most this much memory;
 /// past it, parsing waits for the leads.
-const PENDING_BUDGET: usize = 48 << 20;
+const PENDING_BUDGET: usize = 96 << 20;
 
 /// One parallel piece of a chunk, parsed but not yet matched to leads.
 #[derive(Default)]
@@ -78,6 +78,8 @@ struct Parsed {
 
 /// A piece matched to the leads, in line order.
 struct Resolved {
+    /// How many lines the piece holds.
+    lines: u64,
     hits: Vec<LeadHit>,
     ids: Vec<u64>,
     bad: Vec<BadRow>,
@@ -93,7 +95,7 @@ pub fn read_events<R: Read + Send + 'static>(
     size_hint: Option<u64>,
     bad: &mut BadRows,
     strict: bool,
-) -> Result<Option<(Vec<LeadHit>, u64)>> {
+) -> Result<Option<(Hits, u64)>> {
     let (tx, rx) = sync_channel::<std::io::Result<Vec<u8>>>(2);
     let (recycle, recycled) = sync_channel::<Vec<u8>>(2);
     let reader = std::thread::spawn(move || read_chunks(input, &tx, &recycled));
@@ -101,9 +103,9 @@ pub fn read_events<R: Read + Send + 'static>(
     let mut out = Collected {
         hits: Vec::new(),
         dedup: Dedup::default(),
+        next_line: 1,
     };
     let mut pending: Vec<Piece> = Vec::new();
-    let mut first_line = 1u64;
     for chunk in rx {
         let chunk = chunk.with_context(|| format!("{file}: cannot read"))?;
         if out.dedup.is_empty()
@@ -114,18 +116,22 @@ pub fn read_events<R: Read + Send + 'static>(
             out.dedup.reserve(size / per_line + 1);
         }
         let pieces = split_lines(&chunk, rayon::current_num_threads() * 4);
-        let mut parsed: Vec<Piece> = pieces
+        if pending.is_empty()
+            && let Some(ids) = leads.ready()
+        {
+            // The usual case once the leads are in: parse and match in one pass.
+            let resolved: Vec<Resolved> = pieces
+                .par_iter()
+                .map(|piece| resolve_piece(parse_piece(model, piece, file), ids, file))
+                .collect();
+            let _ = recycle.try_send(chunk);
+            out.collect(resolved, file, bad, strict)?;
+            continue;
+        }
+        let parsed: Vec<Piece> = pieces
             .par_iter()
             .map(|piece| parse_piece(model, piece, file))
             .collect();
-        // Pieces number their lines from 1; make the numbers file-wide.
-        for p in &mut parsed {
-            p.first_line = first_line;
-            for row in &mut p.bad {
-                row.line += first_line - 1;
-            }
-            first_line += p.lines;
-        }
         let _ = recycle.try_send(chunk);
         pending.extend(parsed);
         let pending_bytes: usize = pending.iter().map(Piece::memory).sum();
@@ -135,51 +141,65 @@ pub fn read_events<R: Read + Send + 'static>(
             leads.ready()
         };
         if let Some(ids) = ready {
-            out.resolve(std::mem::take(&mut pending), ids, file, bad, strict)?;
+            let resolved = std::mem::take(&mut pending)
+                .into_par_iter()
+                .map(|p| resolve_piece(p, ids, file))
+                .collect();
+            out.collect(resolved, file, bad, strict)?;
         }
     }
     reader.join().expect("the reader thread does not panic")?;
     let Some(ids) = leads.wait() else {
         return Ok(None);
     };
-    out.resolve(pending, ids, file, bad, strict)?;
+    let resolved = pending
+        .into_par_iter()
+        .map(|p| resolve_piece(p, ids, file))
+        .collect();
+    out.collect(resolved, file, bad, strict)?;
 
-    let Collected { mut hits, dedup } = out;
+    let Collected { mut hits, dedup, .. } = out;
     let duplicates = dedup.duplicate_lines(|hashes| ids_with_hashes(model, ids, file, hashes))?;
     if !duplicates.is_empty() {
-        hits.retain(|h| duplicates.binary_search(&h.seq).is_err());
+        hits.par_iter_mut()
+            .for_each(|piece| piece.retain(|h| duplicates.binary_search(&h.seq).is_err()));
     }
     Ok(Some((hits, duplicates.len() as u64)))
 }
 
+/// The hits of the whole file, a vector per parsed piece, in line order.
+pub type Hits = Vec<Vec<LeadHit>>;
+
 struct Collected {
-    hits: Vec<LeadHit>,
+    hits: Hits,
     dedup: Dedup,
+    /// The file-wide number of the next piece's first line.
+    next_line: u64,
 }
 
 impl Collected {
-    /// Matches parsed pieces to their leads (in parallel) and collects them in line order.
-    fn resolve(
+    /// Takes matched pieces in line order: numbers their lines file-wide and
+    /// reports their bad rows.
+    fn collect(
         &mut self,
-        pieces: Vec<Piece>,
-        ids: &LeadIds,
+        resolved: Vec<Resolved>,
         file: &str,
         bad: &mut BadRows,
         strict: bool,
     ) -> Result<()> {
-        let resolved: Vec<Resolved> = pieces
-            .into_par_iter()
-            .map(|p| resolve_piece(p, ids, file))
-            .collect();
-        for r in resolved {
+        for mut r in resolved {
+            let shift = self.next_line - 1;
+            self.next_line += r.lines;
             for mut row in r.bad {
+                row.line += shift;
                 if strict && row.kind == BadKind::UnknownLead {
                     name_unknown_leads(std::slice::from_mut(&mut row), file)?;
                 }
                 reject(bad, strict, row)?;
             }
+            r.hits.iter_mut().for_each(|h| h.seq += shift);
             self.dedup.extend(&r.ids);
-            self.hits.extend_from_slice(&r.hits);
+            self.hits.push(r.hits);
         }
         Ok(())
     }
@@ -187,6 +207,7 @@ impl Collected {
 
 fn resolve_piece(p: Piece, ids: &LeadIds, file: &str) -> Resolved {
     let mut out = Resolved {
+        lines: p.lines,
         hits: Vec::new(),
         ids: Vec::with_capacity(p.events.len()),
         bad: p.bad,

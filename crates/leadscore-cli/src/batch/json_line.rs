@@ -20,7 +20,7 @@ pub struct EventLine<'a> {
     pub lead: Cow<'a, str>,
     pub kind: Cow<'a, str>,
     pub occurred_at: Cow<'a, str>,
-    pub properties: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    pub properties: Properties<'a>,
 }
 
 impl leadscore_core::PropertyLookup for EventLine<'_> {
@@ -34,6 +34,9 @@ impl leadscore_core::PropertyLookup for EventLine<'_> {
     }
 }
 
+/// An event's properties: most events have none or one or two, kept inline.
+pub type Properties<'a> = smallvec::SmallVec<[(Cow<'a, str>, Cow<'a, str>); 2]>;
+
 /// Why a line is not an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LineError {
@@ -44,9 +47,9 @@ pub enum LineError {
 }
 
 pub fn parse_line(line: &[u8]) -> Result<EventLine<'_>, LineError> {
-    // The fast path takes lines with no escapes and no control characters;
-    // checking that once per line (a loop the compiler vectorises) lets it
-    // find string ends with a plain search for '"'.
+    // The fast paths take lines with no escapes and no control characters;
+    // checking that once per line lets them find string ends with a plain
+    // search for '"'.
     if !swar::has_escape_or_control(line)
         && let Ok(text) = simdutf8::basic::from_utf8(line)
         && let Some(ev) = fast::parse(text)
@@ -82,7 +85,7 @@ fn slow(line: &[u8]) -> Result<EventLine<'_>, LineError> {
             _ => LineError::NotJson(msg),
         }
     })?;
-    let mut properties = Vec::new();
+    let mut properties = Properties::new();
     for (k, v) in raw.properties.unwrap_or_default() {
         let text = v.get();
         let value = if text.starts_with('"') {
@@ -227,12 +230,12 @@ mod fast {
             Some(&self.s[start..i])
         }
 
-        fn properties(&mut self) -> Option<Vec<(Cow<'a, str>, Cow<'a, str>)>> {
+        fn properties(&mut self) -> Option<super::Properties<'a>> {
             if self.peek()? == b'n' {
-                return (self.literal()? == "null").then(Vec::new);
+                return (self.literal()? == "null").then(super::Properties::new);
             }
             self.eat(b'{')?;
-            let mut out = Vec::new();
+            let mut out = super::Properties::new();
             if self.peek()? == b'}' {
                 self.pos += 1;
                 return Some(out);
@@ -261,6 +264,62 @@ mod fast {
     /// `None` unless the line is a simple, valid event object. The line must
     /// hold no backslash and no control character (see [`super::parse_line`]).
     pub(super) fn parse(s: &str) -> Option<EventLine<'_>> {
+        canonical(s).or_else(|| any_order(s))
+    }
+
+    /// The layout almost every exporter writes, ours included:
+    /// `{"id":"..","lead":"..","type":"..","occurred_at":".."[,"properties":{..}]}`,
+    /// compact and in this order. Matched with a few fixed comparisons.
+    fn canonical(s: &str) -> Option<EventLine<'_>> {
+        let b = s.as_bytes();
+        let mut pos = 0;
+        let mut field = |prefix: &[u8]| -> Option<&str> {
+            if !short_prefix(b.get(pos..)?, prefix) {
+                return None;
+            }
+            let start = pos + prefix.len();
+            let end = start + super::swar::find_quote(&b[start..])?;
+            pos = end + 1;
+            Some(&s[start..end])
+        };
+        let id = field(b"{\"id\":\"")?;
+        let lead = field(b",\"lead\":\"")?;
+        let kind = field(b",\"type\":\"")?;
+        let at = field(b",\"occurred_at\":\"")?;
+        let rest = &s[pos..];
+        let properties = if rest == "}" {
+            super::Properties::new()
+        } else {
+            const PROPS: &str = ",\"properties\":";
+            if !rest.starts_with(PROPS) {
+                return None;
+            }
+            let mut c = Cursor {
+                s,
+                pos: pos + PROPS.len(),
+            };
+            let props = c.properties()?;
+            c.eat(b'}')?;
+            (c.pos == s.len()).then_some(props)?
+        };
+        Some(EventLine {
+            id: Cow::Borrowed(id),
+            lead: Cow::Borrowed(lead),
+            kind: Cow::Borrowed(kind),
+            occurred_at: Cow::Borrowed(at),
+            properties,
+        })
+    }
+
+    /// `hay.starts_with(prefix)` for short prefixes, compared inline (a call
+    /// to `memcmp` costs more than the comparison itself).
+    #[inline(always)]
+    fn short_prefix(hay: &[u8], prefix: &[u8]) -> bool {
+        hay.len() >= prefix.len() && hay.iter().zip(prefix).fold(true, |eq, (a, b)| eq & (a == b))
+    }
+
+    /// Any other simple object: keys in any order, white space anywhere.
+    fn any_order(s: &str) -> Option<EventLine<'_>> {
         let mut c = Cursor { s, pos: 0 };
         c.eat(b'{')?;
         let (mut id, mut lead, mut kind, mut at, mut props) = (None, None, None, None, None);
@@ -465,6 +524,22 @@ mod tests {
             if plain && let Some(fast_result) = fast::parse(&line) {
                 prop_assert_eq!(fast_result, slow_result);
             }
+        }
+
+        /// Lines in the canonical layout read the same through every path.
+        #[test]
+        fn canonical_layout_agrees_with_serde(
+            id in json_string(), lead in json_string(), kind in json_string(), at in json_string(),
+            props in proptest::option::of(proptest::collection::vec((json_string(), json_scalar()), 0..4)),
+        ) {
+            let q = |v: &str| serde_json::to_string(v).unwrap();
+            let mut line = format!("{{\"id\":{},\"lead\":{},\"type\":{},\"occurred_at\":{}", q(&id), q(&lead), q(&kind), q(&at));
+            if let Some(props) = props {
+                let map: serde_json::Map<String, serde_json::Value> = props.into_iter().collect();
+                line.push_str(&format!(",\"properties\":{}", serde_json::Value::Object(map)));
+            }
+            line.push('}');
+            prop_assert_eq!(parse_line(line.as_bytes()).unwrap(), slow(line.as_bytes()).unwrap());
         }
 
         /// Arbitrary bytes never panic, and the fast path never accepts what serde refuses.

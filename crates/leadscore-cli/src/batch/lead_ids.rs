@@ -39,7 +39,7 @@ impl LeadKey {
 
 /// Two independent hashes of an id: one places it in the table, the other confirms it.
 fn hashes(id: &str) -> (u64, u64) {
-    use foldhash::quality::FixedState;
+    use foldhash::fast::FixedState;
     (
         FixedState::with_seed(0x9e37_79b9_7f4a_7c15).hash_one(id),
         FixedState::with_seed(0xc2b2_ae3d_27d4_eb4f).hash_one(id),

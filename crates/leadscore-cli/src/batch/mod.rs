@@ -64,7 +64,7 @@ pub fn score_files(model: &ScoringModel, inputs: &Inputs) -> Result<Scored> {
         };
         let mut event_bad = BadRows::default();
         let events = match events_file {
-            None => Ok(Some((Vec::new(), 0))),
+            None => Ok(Some((events_jsonl::Hits::new(), 0))),
             Some((path, f)) => {
                 let size = f.metadata().ok().map(|m| m.len());
                 events_jsonl::read_events(model, &leads, f, path, size, &mut event_bad, inputs.strict)
@@ -84,7 +84,7 @@ pub fn score_files(model: &ScoringModel, inputs: &Inputs) -> Result<Scored> {
     // Group hits by lead (a counting sort), then score leads in parallel.
     let n = table.ids.len();
     let mut starts = vec![0usize; n + 1];
-    for h in &hits {
+    for h in hits.iter().flatten() {
         starts[h.lead as usize + 1] += 1;
     }
     for i in 0..n {
@@ -96,10 +96,10 @@ pub fn score_files(model: &ScoringModel, inputs: &Inputs) -> Result<Scored> {
             at: Timestamp::from_micros(0),
             seq: 0
         };
-        hits.len()
+        starts[n]
     ];
     let mut next = starts.clone();
-    for h in hits {
+    for h in hits.into_iter().flatten() {
         let slot = &mut next[h.lead as usize];
         grouped[*slot] = Hit {
             rule: h.rule,

@@ -166,6 +166,16 @@ impl ScoringModel {
             .unwrap_or(&[])
     }
 
+    /// Does some fit rule check phone numbers (so the phone metadata is needed)?
+    pub fn checks_phones(&self) -> bool {
+        self.fit.iter().any(|r| {
+            matches!(
+                r.condition,
+                crate::fit::Condition::Is(crate::fit::Check::ValidPhone)
+            )
+        })
+    }
+
     /// The highest fit score a lead can reach: every positive fit rule holds.
     pub fn max_fit(&self) -> f64 {
         self.fit.iter().map(|r| r.points.max(0.0)).sum()
