@@ -967,25 +967,6 @@ fn strict_stops_at_an_unknown_lead() {
 }
 
 #[test]
-fn strict_stops_at_a_repeated_lead_id() {
-    let (dir, model, _, events) = quick_example();
-    let leads = dir.write(
-        "bad-leads.csv",
-        format!("{QUICK_LEADS}L2,a,b,,,,,,,\nL1,a,b,,,,,,,\nL3,a,b,,,,,,,\n"),
-    );
-    let run = score(
-        &model,
-        &leads,
-        Some(&events),
-        &["--as-of", T, "--strict", "--format", "csv"],
-    );
-    assert_eq!(run.code, Some(1), "{run:#?}");
-    assert_eq!(run.stdout, "");
-    assert!(run.stderr.contains(&format!("{leads}:4")), "{}", run.stderr);
-    assert!(run.stderr.contains("repeated"), "{}", run.stderr);
-}
-
-#[test]
 fn strict_stops_at_a_row_with_the_wrong_number_of_fields() {
     let (dir, model, _, events) = quick_example();
     let leads = dir.write(
@@ -999,7 +980,6 @@ fn strict_stops_at_a_row_with_the_wrong_number_of_fields() {
 }
 
 #[test]
-
 fn strict_stops_at_the_first_bad_lead_row() {
     let (dir, model, _, events) = quick_example();
     // Line 4 repeats L1, line 5 has too few fields: line 4 is the first bad row.
@@ -1020,7 +1000,6 @@ fn strict_stops_at_the_first_bad_lead_row() {
 }
 
 #[test]
-
 fn the_first_twenty_bad_lead_rows_are_shown_in_file_order() {
     let (dir, model, _, events) = quick_example();
     let mut csv = QUICK_LEADS.to_owned();
@@ -1556,7 +1535,6 @@ fn a_large_file_crosses_chunk_boundaries_and_matches_the_reference() {
 /// Events lines are read in 4 MiB chunks; a single line longer than that is
 /// still one event.
 #[test]
-
 fn an_event_line_longer_than_a_chunk_is_one_event() {
     let (dir, model, leads, _) = quick_example();
     let mut evs = worked_events();

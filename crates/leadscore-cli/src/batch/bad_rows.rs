@@ -45,6 +45,17 @@ pub struct BadRow {
     pub detail: String,
 }
 
+impl BadRow {
+    pub fn new(file: &str, line: u64, kind: BadKind, detail: impl Into<String>) -> Self {
+        BadRow {
+            file: file.to_owned(),
+            line,
+            kind,
+            detail: detail.into(),
+        }
+    }
+}
+
 impl fmt::Display for BadRow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

@@ -234,12 +234,8 @@ fn resolve_piece(p: Piece, ids: &LeadIds, file: &str) -> Resolved {
                 unknown = true;
                 // The id itself is filled in later for the rows that are shown (see `name_unknown_leads`).
                 let detail = UNKNOWN_LEAD.to_owned();
-                out.bad.push(BadRow {
-                    file: file.into(),
-                    line,
-                    kind: BadKind::UnknownLead,
-                    detail,
-                });
+                out.bad
+                    .push(BadRow::new(file, line, BadKind::UnknownLead, detail));
             }
         }
     }
@@ -378,12 +374,7 @@ fn parse_piece(model: &ScoringModel, piece: &[u8], file: &str) -> Piece {
             continue;
         }
         if let Err((kind, detail)) = parse_event(model, line, line_no, &mut out) {
-            out.bad.push(BadRow {
-                file: file.into(),
-                line: line_no,
-                kind,
-                detail,
-            });
+            out.bad.push(BadRow::new(file, line_no, kind, detail));
         }
     }
     out.lines = line_no;

@@ -95,12 +95,10 @@ pub fn read_leads(
                 Err(e) => {
                     let line = e.position().map_or(0, |p| p.line());
                     let row = match e.kind() {
-                        csv::ErrorKind::Utf8 { err, .. } => BadRow {
-                            file: file.into(),
-                            line,
-                            kind: BadKind::NotUtf8,
-                            detail: format!("field {} is not valid UTF-8", err.field() + 1),
-                        },
+                        csv::ErrorKind::Utf8 { err, .. } => {
+                            let detail = format!("field {} is not valid UTF-8", err.field() + 1);
+                            BadRow::new(file, line, BadKind::NotUtf8, detail)
+                        }
                         _ => return Err(e).with_context(|| format!("{file}: cannot read")),
                     };
                     early.push(row);
@@ -115,12 +113,7 @@ pub fn read_leads(
                     header.len(),
                     rec.len()
                 );
-                early.push(BadRow {
-                    file: file.into(),
-                    line,
-                    kind: BadKind::WrongFieldCount,
-                    detail,
-                });
+                early.push(BadRow::new(file, line, BadKind::WrongFieldCount, detail));
                 continue;
             }
             lines[n] = line;
@@ -143,12 +136,7 @@ pub fn read_leads(
                 reject(
                     bad,
                     strict,
-                    BadRow {
-                        file: file.into(),
-                        line,
-                        kind: BadKind::MissingLeadId,
-                        detail,
-                    },
+                    BadRow::new(file, line, BadKind::MissingLeadId, detail),
                 )?;
                 continue;
             };
@@ -158,12 +146,7 @@ pub fn read_leads(
                 reject(
                     bad,
                     strict,
-                    BadRow {
-                        file: file.into(),
-                        line,
-                        kind: BadKind::RepeatedLeadId,
-                        detail,
-                    },
+                    BadRow::new(file, line, BadKind::RepeatedLeadId, detail),
                 )?;
                 continue;
             }
