@@ -1,0 +1,216 @@
+//! leadscore's storage: one [`Store`] trait, an embedded SQLite adapter (the
+//! default) and a PostgreSQL adapter, chosen by the URL scheme.
+//!
+//! Every write that can change a score (new events, a lead edit, a model
+//! activation) rescores the leads it touches in the same transaction, with the
+//! engine of `leadscore-core`: a stored score is never behind its data, and
+//! two server instances writing to one PostgreSQL database keep every score
+//! right (leads are locked before they are rescored).
+
+pub mod leads;
+pub mod postgres;
+pub mod records;
+pub mod rescore;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use leadscore_core::{Event, Timestamp};
+
+pub use records::*;
+pub use rescore::ActiveModel;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or refused the operation.
+    #[error("database error: {0}")]
+    Database(String),
+    /// The stored data is not what this version of leadscore expects.
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+    /// The request cannot be carried out as asked (e.g. activating an unknown model).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The e-mail belongs to another lead (its id).
+    #[error("another lead has this e-mail: {0}")]
+    Conflict(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Database(e.to_string())
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreError::Database(e.to_string())
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        StoreError::Database(e.to_string())
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Progress callback for long jobs: (done, total).
+pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
+
+/// Everything the service keeps. Implemented by [`sqlite::SqliteStore`] and
+/// [`postgres::PgStore`]; one contract test suite runs on both.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Writes leads: creates them, or with [`OnConflict::Update`] merges into
+    /// the lead with the same id or e-mail. Each new or changed lead is scored
+    /// with the active model as of `now`. One outcome per lead, in order.
+    async fn write_leads(
+        &self,
+        leads: Vec<NewLead>,
+        on_conflict: OnConflict,
+        now: Timestamp,
+    ) -> Result<Vec<LeadWrite>>;
+
+    async fn get_lead(&self, id: &str) -> Result<Option<LeadRecord>>;
+
+    /// Applies a patch and rescores; `None` when there is no such lead.
+    async fn update_lead(&self, id: &str, patch: LeadPatch, now: Timestamp) -> Result<Option<LeadRecord>>;
+
+    /// Erases a lead, its events and its history. False when there was none.
+    async fn delete_lead(&self, id: &str) -> Result<bool>;
+
+    /// One page of leads and the cursor of the next page, if any.
+    async fn list_leads(&self, query: &LeadQuery) -> Result<(Vec<LeadRecord>, Option<Cursor>)>;
+
+    /// A lead's events in ingest order.
+    async fn lead_events(&self, id: &str) -> Result<Vec<Event>>;
+
+    /// A lead's score history, oldest first.
+    async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>>;
+
+    /// Stores events (idempotent on the event id) and rescores their leads as
+    /// of `now`, durably, before it returns. One status per event, in order.
+    async fn ingest(&self, events: Vec<Event>, now: Timestamp) -> Result<Vec<IngestStatus>>;
+
+    /// Stores a model's TOML under its name (validated by the caller).
+    async fn put_model(&self, name: &str, toml: &str, now: Timestamp) -> Result<PutModel>;
+    async fn list_models(&self) -> Result<Vec<ModelRecord>>;
+    async fn get_model(&self, name: &str) -> Result<Option<ModelRecord>>;
+    /// The active model, parsed.
+    async fn active_model(&self) -> Result<Option<ActiveModel>>;
+
+    /// Makes `name` the active model at once (new scores use it from now on);
+    /// the caller then runs [`Store::rescore_all`].
+    async fn activate_model(&self, name: &str, now: Timestamp) -> Result<()>;
+
+    /// Rescores every lead with the active model as of `now`, recording the
+    /// progress on the model (and through `progress`).
+    async fn rescore_all(&self, now: Timestamp, progress: Progress) -> Result<u64>;
+
+    async fn create_token(&self, token: TokenRecord) -> Result<()>;
+    async fn find_token(&self, hash: &str) -> Result<Option<TokenRecord>>;
+
+    /// Counts of stored leads and events (for metrics and the demo loader).
+    async fn counts(&self) -> Result<(u64, u64)>;
+}
+
+/// The default database: `leadscore.db` in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://leadscore.db";
+
+/// Opens (creating and migrating) the database a URL names:
+/// `sqlite://PATH` (relative), `sqlite:///abs/path`, or `postgres://...`.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let _ = postgres::PgStore::open(url).await?;
+        Err(StoreError::Invalid("PostgreSQL support is not built yet".into()))
+    } else if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        if path.is_empty() {
+            return Err(StoreError::Invalid("the sqlite URL names no file".into()));
+        }
+        let path = path.to_owned();
+        let store =
+            tokio::task::spawn_blocking(move || sqlite::SqliteStore::open(std::path::Path::new(&path)))
+                .await
+                .map_err(|e| StoreError::Database(e.to_string()))??;
+        Ok(Arc::new(store))
+    } else {
+        Err(StoreError::Invalid(format!(
+            "unsupported database URL (use sqlite://PATH or postgres://...): {}",
+            redact_url(url)
+        )))
+    }
+}
+
+/// A URL fit for logs and messages: any password replaced.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Standard lead columns as stored, in the order of the `leads` table's
+/// columns `f_id` .. `f_is_customer`.
+pub(crate) const LEAD_COLUMNS: [&str; 15] = [
+    "id",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "company",
+    "job_title",
+    "industry",
+    "employees",
+    "annual_revenue",
+    "country",
+    "region",
+    "city",
+    "source",
+    "is_customer",
+];
+
+/// The key used to find a lead by e-mail: trimmed and lower-cased.
+pub fn email_key(email: Option<&str>) -> Option<String> {
+    email.map(|e| e.trim().to_lowercase()).filter(|e| !e.is_empty())
+}
+
+/// A fresh lead id for leads created without one.
+pub fn new_lead_id() -> String {
+    format!("ld_{}", uuid::Uuid::now_v7().simple())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/x"),
+            "postgres://app:***@db:5432/x"
+        );
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1/test"),
+            "postgres://postgres@127.0.0.1/test"
+        );
+        assert_eq!(redact_url("sqlite://leadscore.db"), "sqlite://leadscore.db");
+    }
+}

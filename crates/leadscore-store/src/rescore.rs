@@ -1,0 +1,275 @@
+//! Scoring inside the store: both adapters rescore a lead in the same
+//! transaction that changes it, with the code here, so a stored score is
+//! always the engine's answer for the stored lead and events.
+//!
+//! `LeadCache` keeps each touched lead's data and events in a compact form so
+//! rescoring on every ingest does not reread the lead's whole event history.
+//! It is only an optimisation: an entry is used only while its `version`
+//! equals the lead row's (read under the transaction's lock), so a change made
+//! by another process or server instance makes the entry reload.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use leadscore_core::{FitOutcome, Hit, Lead, RuleKind, Score, ScoringModel, Timestamp};
+
+use crate::records::{BreakdownEntry, StoredScore};
+
+/// The model that scores leads, parsed once.
+#[derive(Debug, Clone)]
+pub struct ActiveModel {
+    pub name: String,
+    pub model: Arc<ScoringModel>,
+}
+
+impl ActiveModel {
+    pub fn parse(name: &str, toml: &str) -> Result<ActiveModel, leadscore_core::ModelError> {
+        let model = ScoringModel::from_toml(toml, &format!("model `{name}`"))?;
+        Ok(ActiveModel {
+            name: name.to_owned(),
+            model: Arc::new(model),
+        })
+    }
+}
+
+/// The engine's score in the stored (and served) form.
+pub fn stored_score(model: &ActiveModel, score: &Score, as_of: Timestamp) -> StoredScore {
+    let m = &model.model;
+    StoredScore {
+        score: score.score,
+        fit: score.fit,
+        engagement: score.engagement,
+        band: score.band_name(m).to_owned(),
+        grade: score.grade.as_str().to_owned(),
+        mql: score.mql,
+        breakdown: score
+            .breakdown
+            .iter()
+            .map(|c| BreakdownEntry {
+                rule: c.rule_id(m).to_owned(),
+                kind: c.kind.as_str().to_owned(),
+                label: c.label(m),
+                points: c.points,
+                events: match c.kind {
+                    RuleKind::Fit => None,
+                    RuleKind::Behavior => c.events,
+                },
+            })
+            .collect(),
+        model: model.name.clone(),
+        as_of: as_of.to_string(),
+    }
+}
+
+/// Does the new score differ from the old one in what the history records
+/// (the score, the band or MQL)?
+pub fn worth_recording(old: Option<(f64, &str, bool)>, new: &StoredScore) -> bool {
+    match old {
+        None => true,
+        Some((score, band, mql)) => score != new.score || band != new.band || mql != new.mql,
+    }
+}
+
+/// Event properties in their stored JSON form (`{"path":"/pricing"}`), or
+/// `None` when there are none.
+pub fn properties_json(props: &BTreeMap<String, String>) -> Option<String> {
+    (!props.is_empty()).then(|| serde_json::to_string(props).expect("string map serializes"))
+}
+
+/// The stored JSON form back into properties; anything unreadable is no properties.
+pub fn properties_from_json(text: Option<&str>) -> BTreeMap<String, String> {
+    text.and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default()
+}
+
+/// One stored event in compact form: interned type and properties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompactEvent {
+    kind: u32,
+    props: u32,
+    at: Timestamp,
+    seq: i64,
+}
+
+/// Event types and property sets, each stored once.
+#[derive(Debug, Default)]
+struct Interner {
+    kinds: Vec<String>,
+    kind_ids: HashMap<String, u32>,
+    props: Vec<BTreeMap<String, String>>,
+    prop_ids: HashMap<String, u32>,
+}
+
+impl Interner {
+    fn kind(&mut self, kind: &str) -> u32 {
+        if let Some(&id) = self.kind_ids.get(kind) {
+            return id;
+        }
+        self.kinds.push(kind.to_owned());
+        let id = (self.kinds.len() - 1) as u32;
+        self.kind_ids.insert(kind.to_owned(), id);
+        id
+    }
+
+    /// `json` is the stored properties text (`None`: no properties, id 0).
+    fn props(&mut self, json: Option<&str>) -> u32 {
+        if self.props.is_empty() {
+            self.props.push(BTreeMap::new());
+        }
+        let Some(json) = json else { return 0 };
+        if let Some(&id) = self.prop_ids.get(json) {
+            return id;
+        }
+        let map = properties_from_json(Some(json));
+        if map.is_empty() {
+            return 0;
+        }
+        self.props.push(map);
+        let id = (self.props.len() - 1) as u32;
+        self.prop_ids.insert(json.to_owned(), id);
+        id
+    }
+}
+
+/// A lead's data and events as the cache holds them.
+#[derive(Debug)]
+pub struct CachedLead {
+    pub version: i64,
+    pub lead: Lead,
+    events: Vec<CompactEvent>,
+    /// The fit outcome under the model of that name.
+    fit: Option<(String, FitOutcome)>,
+}
+
+/// Touched leads, kept for rescoring (see the module docs).
+#[derive(Debug, Default)]
+pub struct LeadCache {
+    leads: HashMap<String, CachedLead>,
+    interner: Interner,
+}
+
+/// One stored event as an adapter reads it back.
+#[derive(Debug, Clone, Copy)]
+pub struct EventRow<'a> {
+    pub kind: &'a str,
+    pub properties: Option<&'a str>,
+    pub at: Timestamp,
+    pub seq: i64,
+}
+
+impl LeadCache {
+    /// The entry for `id` if it is current (its version is `version`).
+    pub fn current(&mut self, id: &str, version: i64) -> Option<&mut CachedLead> {
+        self.leads.get_mut(id).filter(|c| c.version == version)
+    }
+
+    /// Replaces the entry for a lead with data read from the database.
+    pub fn load<'a>(&mut self, lead: Lead, version: i64, events: impl IntoIterator<Item = EventRow<'a>>) {
+        let events = events.into_iter().map(|e| self.compact(e)).collect();
+        let id = lead.id().to_owned();
+        self.leads.insert(
+            id,
+            CachedLead {
+                version,
+                lead,
+                events,
+                fit: None,
+            },
+        );
+    }
+
+    fn compact(&mut self, e: EventRow<'_>) -> CompactEvent {
+        CompactEvent {
+            kind: self.interner.kind(e.kind),
+            props: self.interner.props(e.properties),
+            at: e.at,
+            seq: e.seq,
+        }
+    }
+
+    /// Adds a newly stored event to a cached lead.
+    pub fn push_event(&mut self, id: &str, e: EventRow<'_>) {
+        let compact = self.compact(e);
+        if let Some(c) = self.leads.get_mut(id) {
+            c.events.push(compact);
+        }
+    }
+
+    pub fn set_version(&mut self, id: &str, version: i64) {
+        if let Some(c) = self.leads.get_mut(id) {
+            c.version = version;
+        }
+    }
+
+    /// Replaces a cached lead's data (after an edit); its fit is recomputed.
+    pub fn set_lead(&mut self, lead: Lead, version: i64) {
+        if let Some(c) = self.leads.get_mut(lead.id()) {
+            c.lead = lead;
+            c.version = version;
+            c.fit = None;
+        }
+    }
+
+    pub fn remove(&mut self, id: &str) {
+        self.leads.remove(id);
+    }
+
+    /// Forgets everything (after a failed transaction).
+    pub fn clear(&mut self) {
+        self.leads.clear();
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.leads.contains_key(id)
+    }
+
+    /// Scores a cached lead with `model` as of `now`.
+    pub fn score(&mut self, id: &str, model: &ActiveModel, now: Timestamp) -> Option<Score> {
+        let interner = &self.interner;
+        let c = self.leads.get_mut(id)?;
+        let fit = match &c.fit {
+            Some((name, fit)) if *name == model.name => fit,
+            _ => {
+                let fit = model.model.evaluate_fit(&c.lead);
+                &c.fit.insert((model.name.clone(), fit)).1
+            }
+        };
+        let mut hits = Vec::with_capacity(c.events.len());
+        for e in &c.events {
+            let kind = &interner.kinds[e.kind as usize];
+            if !model.model.cares_about(kind) {
+                continue;
+            }
+            let props = &interner.props[e.props as usize];
+            hits.extend(model.model.rules_for_event(kind, props).map(|rule| Hit {
+                rule,
+                at: e.at,
+                seq: e.seq as u64,
+            }));
+        }
+        Some(model.model.score_hits(fit, &mut hits, now))
+    }
+}
+
+/// Scores a lead from events read straight from the database (no cache).
+pub fn score_rows<'a>(
+    model: &ActiveModel,
+    lead: &Lead,
+    events: impl IntoIterator<Item = EventRow<'a>>,
+    now: Timestamp,
+) -> Score {
+    let fit = model.model.evaluate_fit(lead);
+    let mut hits = Vec::new();
+    for e in events {
+        if !model.model.cares_about(e.kind) {
+            continue;
+        }
+        let props = properties_from_json(e.properties);
+        hits.extend(model.model.rules_for_event(e.kind, &props).map(|rule| Hit {
+            rule,
+            at: e.at,
+            seq: e.seq as u64,
+        }));
+    }
+    model.model.score_hits(&fit, &mut hits, now)
+}

@@ -1,0 +1,417 @@
+//! The embedded default: one SQLite file in WAL mode.
+//!
+//! All writes go through one writer thread that owns the write connection
+//! and the [`LeadCache`]. It takes every write waiting in its queue into one
+//! transaction and commits them together (group commit: one fsync for many
+//! requests), then answers each; a request is answered only after its commit.
+//! Each request runs in its own savepoint, so one failing request does not
+//! undo the others. Reads use a small pool of read-only connections and never
+//! wait for the writer.
+
+mod read;
+mod write;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+
+use async_trait::async_trait;
+use leadscore_core::{Event, Lead, StdField, Timestamp};
+use rusqlite::{Connection, OpenFlags, Row};
+
+use crate::records::*;
+use crate::rescore::{ActiveModel, LeadCache};
+use crate::{Progress, Result, Store, StoreError};
+
+const SCHEMA: &str = include_str!("schema.sql");
+const READERS: usize = 4;
+/// At most this many requests share one commit.
+const GROUP: usize = 512;
+
+/// The columns `lead_from_row` reads, in order.
+pub(crate) const LEAD_SELECT: &str = "id, first_name, last_name, email, phone, company, job_title, \
+     industry, employees, annual_revenue, country, region, city, source, is_customer, attributes, \
+     owner, created_at, updated_at, version, score_json";
+
+type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// A write request: runs on the writer thread (`None` when no transaction
+/// could be begun) and returns what to do once the commit is known.
+type Job = Box<dyn FnOnce(Option<&mut Writer>) -> Reply + Send>;
+
+#[derive(Debug)]
+pub struct SqliteStore {
+    path: PathBuf,
+    jobs: mpsc::Sender<Job>,
+    readers: Arc<Vec<Mutex<Connection>>>,
+    next_reader: AtomicUsize,
+    models: Arc<Mutex<Vec<ActiveModel>>>,
+}
+
+/// The writer thread's state.
+pub(crate) struct Writer {
+    pub conn: Connection,
+    pub cache: LeadCache,
+    pub active: Option<ActiveModel>,
+}
+
+fn open_conn(path: &Path, flags: OpenFlags) -> Result<Connection> {
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| StoreError::Database(format!("cannot open {}: {e}", path.display())))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.execute_batch(
+        "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA cache_size = -65536; \
+         PRAGMA temp_store = MEMORY;",
+    )?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens the file, creating and migrating it if needed.
+    pub fn open(path: &Path) -> Result<SqliteStore> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Database(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let conn = open_conn(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Database(format!(
+                "cannot use WAL mode on {}",
+                path.display()
+            )));
+        }
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > 1 {
+            return Err(StoreError::Corrupt(format!(
+                "{} has schema version {version}, newer than this leadscore knows (1)",
+                path.display()
+            )));
+        }
+        conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} COMMIT;"))?;
+
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            readers.push(Mutex::new(open_conn(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?));
+        }
+        let mut writer = Writer {
+            conn,
+            cache: LeadCache::default(),
+            active: None,
+        };
+        writer.refresh_active()?;
+        let (jobs, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer_loop(writer, rx))
+            .map_err(|e| StoreError::Database(format!("cannot start the writer: {e}")))?;
+        Ok(SqliteStore {
+            path: path.to_owned(),
+            jobs,
+            readers: Arc::new(readers),
+            next_reader: AtomicUsize::new(0),
+            models: Arc::default(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on the writer thread inside the next group transaction and
+    /// answers once that transaction has committed.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Writer) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |w: Option<&mut Writer>| -> Reply {
+            let result = match w {
+                Some(w) => w.in_savepoint(f),
+                None => Err(StoreError::Database("could not begin a transaction".into())),
+            };
+            Box::new(move |commit: Result<(), String>| {
+                let _ = tx.send(match commit {
+                    Ok(()) => result,
+                    Err(e) => Err(StoreError::Database(e)),
+                });
+            })
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| StoreError::Database("the database writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Database("the database writer has stopped".into()))?
+    }
+
+    /// Runs `f` on a read connection, off the async threads.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let readers = self.readers.clone();
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers[i].lock().unwrap_or_else(|p| p.into_inner());
+            f(&conn)
+        })
+        .await
+        .map_err(|e| StoreError::Database(format!("a read failed: {e}")))?
+    }
+}
+
+fn writer_loop(mut w: Writer, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let begun = w.conn.execute_batch("BEGIN IMMEDIATE").is_ok() && w.refresh_active().is_ok();
+        if !begun {
+            let _ = w.conn.execute_batch("ROLLBACK");
+            first(None)(Err("could not begin a transaction".into()));
+            continue;
+        }
+        let mut replies = vec![first(Some(&mut w))];
+        while replies.len() < GROUP {
+            match rx.try_recv() {
+                Ok(job) => replies.push(job(Some(&mut w))),
+                Err(_) => break,
+            }
+        }
+        let commit = w.conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        if commit.is_err() {
+            let _ = w.conn.execute_batch("ROLLBACK");
+            w.cache.clear();
+            w.active = None;
+        }
+        for reply in replies {
+            reply(commit.clone());
+        }
+    }
+}
+
+impl Writer {
+    fn in_savepoint<T>(&mut self, f: impl FnOnce(&mut Writer) -> Result<T>) -> Result<T> {
+        self.conn.execute_batch("SAVEPOINT job")?;
+        match f(self) {
+            Ok(v) => {
+                self.conn.execute_batch("RELEASE job")?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK TO job; RELEASE job");
+                // The cache may hold what was just undone.
+                self.cache.clear();
+                Err(e)
+            }
+        }
+    }
+
+    /// Follows the active model in the database (another process may change it).
+    fn refresh_active(&mut self) -> Result<()> {
+        let row: Option<(String, String)> = {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT name, toml FROM models WHERE active = 1")?;
+            let mut rows = stmt.query([])?;
+            match rows.next()? {
+                Some(r) => Some((r.get(0)?, r.get(1)?)),
+                None => None,
+            }
+        };
+        match row {
+            None => self.active = None,
+            Some((name, _)) if self.active.as_ref().is_some_and(|a| a.name == name) => {}
+            Some((name, toml)) => {
+                self.active =
+                    Some(ActiveModel::parse(&name, &toml).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn lead_from_row(r: &Row) -> rusqlite::Result<LeadRecord> {
+    let mut lead = Lead::default();
+    for (i, f) in StdField::ALL.into_iter().enumerate() {
+        if let Some(v) = r.get::<_, Option<String>>(i)? {
+            lead.set(f, v);
+        }
+    }
+    crate::leads::set_attributes_json(&mut lead, r.get::<_, Option<String>>(15)?.as_deref());
+    let score: Option<String> = r.get(20)?;
+    Ok(LeadRecord {
+        lead,
+        owner: r.get(16)?,
+        created_at: Timestamp::from_micros(r.get(17)?),
+        updated_at: Timestamp::from_micros(r.get(18)?),
+        version: r.get(19)?,
+        score: score.and_then(|s| serde_json::from_str(&s).ok()),
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn write_leads(
+        &self,
+        leads: Vec<NewLead>,
+        on_conflict: OnConflict,
+        now: Timestamp,
+    ) -> Result<Vec<LeadWrite>> {
+        self.write(move |w| {
+            leads
+                .into_iter()
+                .map(|l| w.write_lead(l, on_conflict, now))
+                .collect()
+        })
+        .await
+    }
+
+    async fn get_lead(&self, id: &str) -> Result<Option<LeadRecord>> {
+        let id = id.to_owned();
+        self.read(move |c| read::lead(c, &id)).await
+    }
+
+    async fn update_lead(&self, id: &str, patch: LeadPatch, now: Timestamp) -> Result<Option<LeadRecord>> {
+        let id = id.to_owned();
+        self.write(move |w| w.update_lead(&id, &patch, now)).await
+    }
+
+    async fn delete_lead(&self, id: &str) -> Result<bool> {
+        let id = id.to_owned();
+        self.write(move |w| {
+            w.cache.remove(&id);
+            Ok(w.conn.execute("DELETE FROM leads WHERE id = ?1", [&id])? > 0)
+        })
+        .await
+    }
+
+    async fn list_leads(&self, query: &LeadQuery) -> Result<(Vec<LeadRecord>, Option<Cursor>)> {
+        let query = query.clone();
+        self.read(move |c| read::list(c, &query)).await
+    }
+
+    async fn lead_events(&self, id: &str) -> Result<Vec<Event>> {
+        let id = id.to_owned();
+        self.read(move |c| read::events(c, &id)).await
+    }
+
+    async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>> {
+        let id = id.to_owned();
+        self.read(move |c| read::history(c, &id)).await
+    }
+
+    async fn ingest(&self, events: Vec<Event>, now: Timestamp) -> Result<Vec<IngestStatus>> {
+        self.write(move |w| w.ingest(&events, now)).await
+    }
+
+    async fn put_model(&self, name: &str, toml: &str, now: Timestamp) -> Result<PutModel> {
+        let (name, toml) = (name.to_owned(), toml.to_owned());
+        self.write(move |w| {
+            let existing: Option<String> = {
+                let mut stmt = w.conn.prepare_cached("SELECT toml FROM models WHERE name = ?1")?;
+                let mut rows = stmt.query([&name])?;
+                rows.next()?.map(|r| r.get(0)).transpose()?
+            };
+            Ok(match existing {
+                Some(t) if t == toml => PutModel::Unchanged,
+                Some(_) => PutModel::NameTaken,
+                None => {
+                    w.conn.execute(
+                        "INSERT INTO models (name, toml, created_at) VALUES (?1, ?2, ?3)",
+                        rusqlite::params![name, toml, now.as_micros()],
+                    )?;
+                    PutModel::Created
+                }
+            })
+        })
+        .await
+    }
+
+    async fn list_models(&self) -> Result<Vec<ModelRecord>> {
+        self.read(|c| read::models(c, None)).await
+    }
+
+    async fn get_model(&self, name: &str) -> Result<Option<ModelRecord>> {
+        let name = name.to_owned();
+        self.read(move |c| Ok(read::models(c, Some(&name))?.pop())).await
+    }
+
+    async fn active_model(&self) -> Result<Option<ActiveModel>> {
+        let models = self.models.clone();
+        self.read(move |c| read::active_model(c, &models)).await
+    }
+
+    async fn activate_model(&self, name: &str, now: Timestamp) -> Result<()> {
+        let name = name.to_owned();
+        self.write(move |w| {
+            let found = w.conn.execute(
+                "UPDATE models SET active = 1, activated_at = ?2, rescore = NULL WHERE name = ?1",
+                rusqlite::params![name, now.as_micros()],
+            )?;
+            if found == 0 {
+                return Err(StoreError::NotFound(format!("model `{name}`")));
+            }
+            w.conn
+                .execute("UPDATE models SET active = 0 WHERE name <> ?1", [&name])?;
+            w.refresh_active()
+        })
+        .await
+    }
+
+    async fn rescore_all(&self, now: Timestamp, progress: Progress) -> Result<u64> {
+        let total: u64 = self
+            .read(|c| Ok(c.query_row("SELECT count(*) FROM leads", [], |r| r.get::<_, i64>(0))? as u64))
+            .await?;
+        let mut after = String::new();
+        let mut done = 0u64;
+        loop {
+            let from = after.clone();
+            let (n, last) = self
+                .write(move |w| w.rescore_chunk(&from, write::RESCORE_CHUNK, now, done, total))
+                .await?;
+            done += n;
+            progress(done.min(total), total);
+            match last {
+                Some(last) => after = last,
+                None => break,
+            }
+        }
+        self.write(move |w| w.record_rescore(done, done.max(total), true))
+            .await?;
+        Ok(done)
+    }
+
+    async fn create_token(&self, token: TokenRecord) -> Result<()> {
+        self.write(move |w| {
+            w.conn.execute(
+                "INSERT INTO tokens (hash, role, user_name, created_at) VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![token.hash, token.role, token.user, token.created_at.as_micros()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn find_token(&self, hash: &str) -> Result<Option<TokenRecord>> {
+        let hash = hash.to_owned();
+        self.read(move |c| read::token(c, &hash)).await
+    }
+
+    async fn counts(&self) -> Result<(u64, u64)> {
+        self.read(|c| {
+            let leads: i64 = c.query_row("SELECT count(*) FROM leads", [], |r| r.get(0))?;
+            let events: i64 = c.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
+            Ok((leads as u64, events as u64))
+        })
+        .await
+    }
+}

@@ -1,0 +1,74 @@
+-- leadscore's SQLite schema, version 1. Times are microseconds since the Unix epoch.
+CREATE TABLE IF NOT EXISTS leads (
+    id             TEXT PRIMARY KEY,
+    first_name     TEXT,
+    last_name      TEXT,
+    email          TEXT,
+    phone          TEXT,
+    company        TEXT,
+    job_title      TEXT,
+    industry       TEXT,
+    employees      TEXT,
+    annual_revenue TEXT,
+    country        TEXT,
+    region         TEXT,
+    city           TEXT,
+    source         TEXT,
+    is_customer    TEXT,
+    attributes     TEXT,             -- JSON object of custom attributes
+    email_key      TEXT UNIQUE,      -- lower(trim(email)): one lead per e-mail
+    owner          TEXT,
+    search         TEXT NOT NULL,    -- lower-cased name, company and e-mail
+    created_at     INTEGER NOT NULL,
+    updated_at     INTEGER NOT NULL,
+    version        INTEGER NOT NULL, -- bumped on every change of the lead or its events
+    rank           REAL NOT NULL,    -- the score, or -1e300 when unscored (sort key)
+    band           TEXT,
+    grade          TEXT,
+    mql            INTEGER,
+    score_json     TEXT              -- the whole current score, as served
+);
+CREATE INDEX IF NOT EXISTS leads_by_rank ON leads (rank DESC, id);
+CREATE INDEX IF NOT EXISTS leads_by_created ON leads (created_at DESC, id);
+CREATE INDEX IF NOT EXISTS leads_by_owner ON leads (owner);
+
+CREATE TABLE IF NOT EXISTS events (
+    seq         INTEGER PRIMARY KEY,  -- ingest order
+    id          TEXT NOT NULL UNIQUE,
+    lead        TEXT NOT NULL REFERENCES leads (id) ON DELETE CASCADE,
+    type        TEXT NOT NULL,
+    occurred_at INTEGER NOT NULL,
+    properties  TEXT,                 -- JSON object of strings
+    received_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_lead ON events (lead, seq);
+
+CREATE TABLE IF NOT EXISTS history (
+    seq   INTEGER PRIMARY KEY,
+    lead  TEXT NOT NULL REFERENCES leads (id) ON DELETE CASCADE,
+    at    INTEGER NOT NULL,
+    score REAL NOT NULL,
+    band  TEXT NOT NULL,
+    mql   INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    cause TEXT NOT NULL               -- JSON: {"kind": ..., ...}
+);
+CREATE INDEX IF NOT EXISTS history_by_lead ON history (lead, seq);
+
+CREATE TABLE IF NOT EXISTS models (
+    name         TEXT PRIMARY KEY,
+    toml         TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    active       INTEGER NOT NULL DEFAULT 0,
+    activated_at INTEGER,
+    rescore      TEXT                 -- JSON progress of the last rescoring
+);
+
+CREATE TABLE IF NOT EXISTS tokens (
+    hash       TEXT PRIMARY KEY,      -- SHA-256 of the secret; the secret is never stored
+    role       TEXT NOT NULL,
+    user_name  TEXT,
+    created_at INTEGER NOT NULL
+);
+
+PRAGMA user_version = 1;

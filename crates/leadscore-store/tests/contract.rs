@@ -1,0 +1,585 @@
+//! The storage contract: every test runs on SQLite (a fresh file) and, when
+//! `DATABASE_URL` is set, on PostgreSQL (a fresh schema per test).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use leadscore_core::{Event, Lead, ScoringModel, StdField, Timestamp};
+use leadscore_store::*;
+
+const SPEC_MODEL: &str = include_str!("../../leadscore-core/tests/fixtures/spec-model.toml");
+
+/// A store under test and what keeps it alive (a temp dir, a schema name).
+struct Fixture {
+    store: Arc<dyn Store>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn backends() -> Vec<Fixture> {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let mut out = vec![Fixture {
+        store: open(&url).await.unwrap(),
+        _dir: Some(dir),
+    }];
+    match std::env::var("DATABASE_URL") {
+        Ok(base) if !base.is_empty() => out.push(Fixture {
+            store: open(&fresh_schema(&base).await).await.unwrap(),
+            _dir: None,
+        }),
+        _ => eprintln!("PostgreSQL contract tests SKIPPED: DATABASE_URL is not set"),
+    }
+    out
+}
+
+/// Creates a uniquely named schema and returns a URL whose connections use it.
+async fn fresh_schema(base: &str) -> String {
+    let (client, conn) = tokio_postgres::connect(base, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let name = format!(
+        "ct_{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    client
+        .batch_execute(&format!("CREATE SCHEMA {name}"))
+        .await
+        .unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options=-c%20search_path%3D{name}")
+}
+
+fn t(s: &str) -> Timestamp {
+    Timestamp::parse(s).unwrap()
+}
+
+fn t0() -> Timestamp {
+    t("2026-11-01T00:00:00Z")
+}
+
+fn spec_lead(id: &str) -> Lead {
+    Lead::new(id)
+        .with(StdField::FirstName, "An")
+        .with(StdField::LastName, "Nguyen")
+        .with(StdField::JobTitle, "Founder & CEO")
+        .with(StdField::Industry, "Travel")
+        .with(StdField::Employees, "120")
+        .with(StdField::Email, format!("{}@lotus-travel.vn", id.to_lowercase()))
+        .with(StdField::Phone, "+84 912 345 678")
+        .with(StdField::Company, "Lotus Travel")
+}
+
+fn ev(id: &str, lead: &str, kind: &str, days_before: f64, props: &[(&str, &str)]) -> Event {
+    Event {
+        id: id.into(),
+        lead: lead.into(),
+        kind: kind.into(),
+        occurred_at: t0().minus_days(days_before),
+        properties: props
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+/// The spec's worked example events for one lead.
+fn spec_events(lead: &str) -> Vec<Event> {
+    vec![
+        ev(&format!("{lead}-c30"), lead, "email_clicked", 30.0, &[]),
+        ev(&format!("{lead}-c60"), lead, "email_clicked", 60.0, &[]),
+        ev(
+            &format!("{lead}-p10"),
+            lead,
+            "page_viewed",
+            10.0,
+            &[("path", "/pricing")],
+        ),
+        ev(
+            &format!("{lead}-p40"),
+            lead,
+            "page_viewed",
+            40.0,
+            &[("path", "/pricing")],
+        ),
+        ev(&format!("{lead}-d2"), lead, "demo_requested", 2.0, &[]),
+        ev(&format!("{lead}-d20"), lead, "demo_requested", 20.0, &[]),
+    ]
+}
+
+async fn with_spec_model(s: &dyn Store) {
+    assert_eq!(
+        s.put_model("b2b-default", SPEC_MODEL, t0()).await.unwrap(),
+        PutModel::Created
+    );
+    s.activate_model("b2b-default", t0()).await.unwrap();
+}
+
+fn new(lead: Lead) -> NewLead {
+    NewLead { lead, owner: None }
+}
+
+/// The engine's score for the stored lead and events: what the stored score must equal.
+async fn recomputed(s: &dyn Store, id: &str, as_of: Timestamp) -> leadscore_core::Score {
+    let model = ScoringModel::from_toml(SPEC_MODEL, "spec").unwrap();
+    let lead = s.get_lead(id).await.unwrap().unwrap().lead;
+    let events = s.lead_events(id).await.unwrap();
+    model.score(&lead, &events, as_of)
+}
+
+#[tokio::test]
+async fn the_worked_example_scores_as_the_spec_says() {
+    for f in backends().await {
+        let s = &*f.store;
+        with_spec_model(s).await;
+        let w = s
+            .write_leads(vec![new(spec_lead("L1"))], OnConflict::Refuse, t0())
+            .await
+            .unwrap();
+        assert_eq!(w, vec![LeadWrite::Created("L1".into())], "{}", s.backend());
+        let statuses = s.ingest(spec_events("L1"), t0()).await.unwrap();
+        assert!(
+            statuses.iter().all(|st| *st == IngestStatus::Accepted),
+            "{statuses:?}"
+        );
+        let score = s.get_lead("L1").await.unwrap().unwrap().score.unwrap();
+        assert_eq!(
+            (score.score, score.fit, score.engagement),
+            (45.75, 23.0, 22.75),
+            "{}",
+            s.backend()
+        );
+        assert_eq!(
+            (score.band.as_str(), score.grade.as_str(), score.mql),
+            ("warm", "B", false)
+        );
+        assert_eq!(score.model, "b2b-default");
+        let rules: Vec<(&str, f64, Option<u32>)> = score
+            .breakdown
+            .iter()
+            .map(|b| (b.rule.as_str(), b.points, b.events))
+            .collect();
+        assert_eq!(
+            rules,
+            vec![
+                ("demo_or_trial", 15.0, Some(1)),
+                ("decision_maker", 10.0, None),
+                ("target_industry", 8.0, None),
+                ("corporate_email", 5.0, None),
+                ("pricing_page", 4.0, Some(1)),
+                ("email_click", 3.75, Some(2)),
+            ]
+        );
+    }
+}
+
+#[tokio::test]
+async fn ingest_is_idempotent_and_rejects_unknown_leads() {
+    for f in backends().await {
+        let s = &*f.store;
+        with_spec_model(s).await;
+        s.write_leads(vec![new(spec_lead("L1"))], OnConflict::Refuse, t0())
+            .await
+            .unwrap();
+        let mut batch = spec_events("L1");
+        batch.push(ev("L1-c30", "L1", "email_clicked", 1.0, &[])); // same id, later in the batch
+        batch.push(ev("x1", "NOPE", "email_clicked", 1.0, &[]));
+        let st = s.ingest(batch, t0()).await.unwrap();
+        assert_eq!(st[..6], vec![IngestStatus::Accepted; 6][..], "{}", s.backend());
+        assert_eq!(st[6], IngestStatus::Duplicate);
+        assert!(matches!(&st[7], IngestStatus::Rejected(r) if r.contains("unknown lead")));
+        let again = s.ingest(spec_events("L1"), t0()).await.unwrap();
+        assert!(again.iter().all(|x| *x == IngestStatus::Duplicate));
+        assert_eq!(s.lead_events("L1").await.unwrap().len(), 6);
+        assert_eq!(s.counts().await.unwrap(), (1, 6));
+        let stored = s.get_lead("L1").await.unwrap().unwrap().score.unwrap();
+        assert_eq!(stored.score, recomputed(s, "L1", t0()).await.score);
+    }
+}
+
+#[tokio::test]
+async fn history_records_each_change_with_its_cause() {
+    for f in backends().await {
+        let s = &*f.store;
+        with_spec_model(s).await;
+        s.write_leads(vec![new(spec_lead("L1"))], OnConflict::Refuse, t0())
+            .await
+            .unwrap();
+        s.ingest(vec![ev("d", "L1", "demo_requested", 1.0, &[])], t0())
+            .await
+            .unwrap();
+        // An event no rule counts changes nothing: no history entry.
+        s.ingest(vec![ev("o", "L1", "webinar_watched", 1.0, &[])], t0())
+            .await
+            .unwrap();
+        let patch = LeadPatch {
+            fields: vec![(StdField::Employees, Some("900".into()))],
+            ..LeadPatch::default()
+        };
+        let after = s.update_lead("L1", patch, t0()).await.unwrap().unwrap();
+        assert_eq!(after.score.as_ref().unwrap().score, 45.0, "{}", s.backend());
+        let h = s.history("L1").await.unwrap();
+        let causes: Vec<_> = h.iter().map(|e| (e.score, e.cause.clone())).collect();
+        assert_eq!(
+            causes,
+            vec![
+                (23.0, Cause::Created),
+                (
+                    38.0,
+                    Cause::Events {
+                        events: vec!["d".into()]
+                    }
+                ),
+                (45.0, Cause::LeadEdited),
+            ],
+            "{}",
+            s.backend()
+        );
+        assert_eq!(h[1].band, "warm");
+    }
+}
+
+#[tokio::test]
+async fn e_mails_are_unique_and_upsert_merges() {
+    for f in backends().await {
+        let s = &*f.store;
+        with_spec_model(s).await;
+        s.write_leads(vec![new(spec_lead("L1"))], OnConflict::Refuse, t0())
+            .await
+            .unwrap();
+        let dup = Lead::default()
+            .with(StdField::Email, " L1@Lotus-Travel.vn ")
+            .with(StdField::Industry, "Software")
+            .with_attribute("plan", "pro");
+        let w = s
+            .write_leads(vec![new(dup.clone())], OnConflict::Refuse, t0())
+            .await
+            .unwrap();
+        assert_eq!(
+            w,
+            vec![LeadWrite::Conflict {
+                existing: "L1".into(),
+                by: ConflictKey::Email
+            }],
+            "{}",
+            s.backend()
+        );
+        let same_id = s
+            .write_leads(vec![new(Lead::new("L1"))], OnConflict::Refuse, t0())
+            .await
+            .unwrap();
+        assert!(matches!(
+            &same_id[0],
+            LeadWrite::Conflict {
+                by: ConflictKey::Id,
+                ..
+            }
+        ));
+        let w = s
+            .write_leads(vec![new(dup)], OnConflict::Update, t0())
+            .await
+            .unwrap();
+        assert_eq!(w, vec![LeadWrite::Updated("L1".into())]);
+        let l = s.get_lead("L1").await.unwrap().unwrap();
+        assert_eq!(l.lead.get(StdField::Industry), Some("Software"));
+        assert_eq!(l.lead.get(StdField::Company), Some("Lotus Travel"), "kept");
+        assert_eq!(l.lead.attribute("plan"), Some("pro"));
+        // A patch may not take another lead's e-mail.
+        s.write_leads(vec![new(spec_lead("L2"))], OnConflict::Refuse, t0())
+            .await
+            .unwrap();
+        let patch = LeadPatch {
+            fields: vec![(StdField::Email, Some("l1@lotus-travel.vn".into()))],
+            ..LeadPatch::default()
+        };
+        let err = s.update_lead("L2", patch, t0()).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(ref id) if id == "L1"), "{err}");
+        assert!(
+            s.update_lead("nope", LeadPatch::default(), t0())
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+}
+
+#[tokio::test]
+async fn leads_without_an_id_get_one() {
+    for f in backends().await {
+        let s = &*f.store;
+        let w = s
+            .write_leads(
+                vec![new(Lead::default().with(StdField::Company, "X"))],
+                OnConflict::Refuse,
+                t0(),
+            )
+            .await
+            .unwrap();
+        let LeadWrite::Created(id) = &w[0] else {
+            panic!("{w:?}")
+        };
+        assert!(!id.is_empty());
+        let l = s.get_lead(id).await.unwrap().unwrap();
+        assert_eq!(l.lead.get(StdField::Company), Some("X"));
+        assert!(l.score.is_none(), "no model is active yet");
+    }
+}
+
+#[tokio::test]
+async fn activating_a_model_rescores_every_lead() {
+    for f in backends().await {
+        let s = &*f.store;
+        let leads: Vec<NewLead> = (0..30).map(|i| new(spec_lead(&format!("L{i:02}")))).collect();
+        s.write_leads(leads, OnConflict::Refuse, t0()).await.unwrap();
+        for i in 0..30 {
+            s.ingest(spec_events(&format!("L{i:02}"))[..(i % 6) + 1].to_vec(), t0())
+                .await
+                .unwrap();
+        }
+        assert!(s.get_lead("L00").await.unwrap().unwrap().score.is_none());
+        assert_eq!(
+            s.put_model("b2b-default", SPEC_MODEL, t0()).await.unwrap(),
+            PutModel::Created
+        );
+        assert_eq!(
+            s.put_model("b2b-default", SPEC_MODEL, t0()).await.unwrap(),
+            PutModel::Unchanged
+        );
+        assert_eq!(
+            s.put_model("b2b-default", "name = 'x'", t0()).await.unwrap(),
+            PutModel::NameTaken
+        );
+        assert!(matches!(
+            s.activate_model("nope", t0()).await,
+            Err(StoreError::NotFound(_))
+        ));
+        s.activate_model("b2b-default", t0()).await.unwrap();
+        assert_eq!(s.active_model().await.unwrap().unwrap().name, "b2b-default");
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let n = s
+            .rescore_all(t0(), Arc::new(move |d, t| log.lock().unwrap().push((d, t))))
+            .await
+            .unwrap();
+        assert_eq!(n, 30, "{}", s.backend());
+        assert_eq!(seen.lock().unwrap().last(), Some(&(30, 30)));
+        for i in 0..30 {
+            let id = format!("L{i:02}");
+            let stored = s.get_lead(&id).await.unwrap().unwrap().score.unwrap();
+            let fresh = recomputed(s, &id, t0()).await;
+            assert_eq!(
+                (stored.score, stored.mql),
+                (fresh.score, fresh.mql),
+                "{id} on {}",
+                s.backend()
+            );
+        }
+        let m = s.get_model("b2b-default").await.unwrap().unwrap();
+        assert!(m.active);
+        assert_eq!(
+            m.rescore.unwrap(),
+            RescoreProgress {
+                done: 30,
+                total: 30,
+                finished: true
+            }
+        );
+        assert_eq!(s.list_models().await.unwrap().len(), 1);
+        let h = s.history("L05").await.unwrap();
+        assert_eq!(
+            h.last().unwrap().cause,
+            Cause::ModelActivated {
+                model: "b2b-default".into()
+            }
+        );
+    }
+}
+
+#[tokio::test]
+async fn listing_filters_sorts_and_pages() {
+    for f in backends().await {
+        let s = &*f.store;
+        with_spec_model(s).await;
+        let mut leads = Vec::new();
+        for i in 0..25 {
+            let mut l = spec_lead(&format!("L{i:02}"));
+            if i % 2 == 0 {
+                l.set(StdField::JobTitle, "Intern");
+            }
+            if i == 7 {
+                l.set(StdField::Company, "Blue Ocean Ltd");
+            }
+            leads.push(NewLead {
+                lead: l,
+                owner: Some(if i % 3 == 0 { "mai" } else { "tuan" }.into()),
+            });
+        }
+        s.write_leads(leads, OnConflict::Refuse, t0()).await.unwrap();
+        for i in 0..10 {
+            s.ingest(spec_events(&format!("L{i:02}")), t0()).await.unwrap();
+        }
+        // Every lead exactly once, best score first, ties by id.
+        let mut all = Vec::new();
+        let mut q = LeadQuery {
+            limit: 4,
+            ..LeadQuery::default()
+        };
+        loop {
+            let (page, next) = s.list_leads(&q).await.unwrap();
+            all.extend(
+                page.into_iter()
+                    .map(|l| (l.score.unwrap().score, l.lead.id().to_owned())),
+            );
+            match next {
+                Some(c) => q.after = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(all.len(), 25, "{}", s.backend());
+        let mut sorted = all.clone();
+        sorted.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        assert_eq!(all, sorted);
+
+        let count = |q: LeadQuery| async move {
+            s.list_leads(&LeadQuery { limit: 100, ..q })
+                .await
+                .unwrap()
+                .0
+                .len()
+        };
+        assert_eq!(
+            count(LeadQuery {
+                owner: Some("mai".into()),
+                ..Default::default()
+            })
+            .await,
+            9
+        );
+        assert_eq!(
+            count(LeadQuery {
+                text: Some("blue OCEAN".into()),
+                ..Default::default()
+            })
+            .await,
+            1
+        );
+        assert_eq!(
+            count(LeadQuery {
+                text: Some("%".into()),
+                ..Default::default()
+            })
+            .await,
+            0
+        );
+        assert_eq!(
+            count(LeadQuery {
+                band: Some("warm".into()),
+                ..Default::default()
+            })
+            .await,
+            10
+        );
+        assert_eq!(
+            count(LeadQuery {
+                grade: Some("B".into()),
+                ..Default::default()
+            })
+            .await,
+            12
+        );
+        assert_eq!(
+            count(LeadQuery {
+                mql: Some(true),
+                ..Default::default()
+            })
+            .await,
+            0
+        );
+        let newest = s
+            .list_leads(&LeadQuery {
+                order: LeadOrder::Created,
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .0;
+        assert_eq!(newest.len(), 25);
+    }
+}
+
+#[tokio::test]
+async fn deleting_a_lead_erases_its_events_and_history() {
+    for f in backends().await {
+        let s = &*f.store;
+        with_spec_model(s).await;
+        s.write_leads(
+            vec![new(spec_lead("L1")), new(spec_lead("L2"))],
+            OnConflict::Refuse,
+            t0(),
+        )
+        .await
+        .unwrap();
+        s.ingest(spec_events("L1"), t0()).await.unwrap();
+        s.ingest(spec_events("L2"), t0()).await.unwrap();
+        assert!(s.delete_lead("L1").await.unwrap());
+        assert!(!s.delete_lead("L1").await.unwrap());
+        assert!(s.get_lead("L1").await.unwrap().is_none());
+        assert!(s.lead_events("L1").await.unwrap().is_empty());
+        assert!(s.history("L1").await.unwrap().is_empty());
+        assert_eq!(s.counts().await.unwrap(), (1, 6), "{}", s.backend());
+        let st = s.ingest(spec_events("L1"), t0()).await.unwrap();
+        assert!(matches!(&st[0], IngestStatus::Rejected(_)));
+        // The e-mail is free again.
+        let w = s
+            .write_leads(vec![new(spec_lead("L1"))], OnConflict::Refuse, t0())
+            .await
+            .unwrap();
+        assert_eq!(w, vec![LeadWrite::Created("L1".into())]);
+    }
+}
+
+#[tokio::test]
+async fn tokens_are_found_by_hash() {
+    for f in backends().await {
+        let s = &*f.store;
+        let tok = TokenRecord {
+            hash: "ab".repeat(32),
+            role: "rep".into(),
+            user: Some("mai".into()),
+            created_at: t0(),
+        };
+        s.create_token(tok.clone()).await.unwrap();
+        assert_eq!(s.find_token(&tok.hash).await.unwrap(), Some(tok));
+        assert_eq!(s.find_token("cd").await.unwrap(), None);
+    }
+}
+
+#[tokio::test]
+async fn a_reopened_database_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    {
+        let s = open(&url).await.unwrap();
+        with_spec_model(&*s).await;
+        s.write_leads(vec![new(spec_lead("L1"))], OnConflict::Refuse, t0())
+            .await
+            .unwrap();
+        s.ingest(spec_events("L1"), t0()).await.unwrap();
+    }
+    let s = open(&url).await.unwrap();
+    assert_eq!(
+        s.get_lead("L1").await.unwrap().unwrap().score.unwrap().score,
+        45.75
+    );
+    // Rescoring after a restart reads the events back (the cache is empty).
+    s.ingest(vec![ev("late", "L1", "email_clicked", 0.0, &[])], t0())
+        .await
+        .unwrap();
+    let stored = s.get_lead("L1").await.unwrap().unwrap().score.unwrap();
+    assert_eq!(stored.score, recomputed(&*s, "L1", t0()).await.score);
+    assert_eq!(stored.score, 50.75);
+}
