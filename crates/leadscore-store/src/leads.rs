@@ -3,7 +3,9 @@
 
 use leadscore_core::{Lead, StdField};
 
-use crate::records::{LeadPatch, StoredScore};
+use crate::records::{
+    ConflictKey, Cursor, LeadOrder, LeadPatch, LeadQuery, LeadRecord, NewLead, StoredScore,
+};
 
 /// Copies every value `new` has (standard fields other than the id, and
 /// attributes) onto `existing`; values `new` lacks are kept. True if anything changed.
@@ -24,6 +26,46 @@ pub fn merge(existing: &mut Lead, new: &Lead) -> bool {
         }
     }
     changed
+}
+
+/// Merges a new lead's values and owner into an existing lead (upsert).
+/// True if anything changed.
+pub fn merge_new(lead: &mut Lead, owner: &mut Option<String>, new: &NewLead) -> bool {
+    let mut changed = merge(lead, &new.lead);
+    if new.owner.is_some() && new.owner != *owner {
+        owner.clone_from(&new.owner);
+        changed = true;
+    }
+    changed
+}
+
+/// Where a new lead goes, given the existing leads its id and its e-mail name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Neither is taken: a new lead.
+    New,
+    /// One existing lead (found by `by`).
+    Existing { id: String, by: ConflictKey },
+    /// The id and the e-mail belong to two different leads: a conflict on
+    /// the e-mail's lead, whatever the conflict policy.
+    Clash { existing: String },
+}
+
+impl Target {
+    pub fn of(by_id: Option<String>, by_email: Option<String>) -> Target {
+        match (by_id, by_email) {
+            (None, None) => Target::New,
+            (Some(a), Some(b)) if a != b => Target::Clash { existing: b },
+            (Some(id), _) => Target::Existing {
+                id,
+                by: ConflictKey::Id,
+            },
+            (None, Some(id)) => Target::Existing {
+                id,
+                by: ConflictKey::Email,
+            },
+        }
+    }
 }
 
 /// Applies a patch to a lead and its owner. True if anything changed.
@@ -96,6 +138,108 @@ pub fn like_pattern(text: &str) -> String {
     }
     p.push('%');
     p
+}
+
+/// A value bound to a lead listing query.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    Text(String),
+    Int(i64),
+    Real(f64),
+    Bool(bool),
+}
+
+/// A lead listing as SQL over the `leads` table (same columns in both
+/// adapters): filters, keyset cursor, order and the page size. Rows are read
+/// with `LIMIT limit + 1` so [`ListSql::page`] can tell whether a next page exists.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListSql {
+    /// `WHERE ...`, or empty.
+    pub filter: String,
+    /// The values of placeholders 1, 2, ... in order.
+    pub args: Vec<SqlValue>,
+    pub order: &'static str,
+    pub limit: usize,
+}
+
+impl ListSql {
+    /// `mark` is the placeholder sign: `?` (SQLite) or `$` (PostgreSQL).
+    pub fn new(q: &LeadQuery, mark: char) -> ListSql {
+        let mut conds: Vec<String> = Vec::new();
+        let mut args: Vec<SqlValue> = Vec::new();
+        let mut arg = |v: SqlValue| {
+            args.push(v);
+            format!("{mark}{}", args.len())
+        };
+        if let Some(b) = &q.band {
+            conds.push(format!("band = {}", arg(SqlValue::Text(b.clone()))));
+        }
+        if let Some(g) = &q.grade {
+            conds.push(format!("grade = {}", arg(SqlValue::Text(g.clone()))));
+        }
+        if let Some(m) = q.mql {
+            conds.push(format!("mql = {}", arg(SqlValue::Bool(m))));
+        }
+        if let Some(o) = &q.owner {
+            conds.push(format!("owner = {}", arg(SqlValue::Text(o.clone()))));
+        }
+        if let Some(t) = q.text.as_deref().filter(|t| !t.trim().is_empty()) {
+            conds.push(format!(
+                "search LIKE {} ESCAPE '\\'",
+                arg(SqlValue::Text(like_pattern(t)))
+            ));
+        }
+        let order = match q.order {
+            LeadOrder::Score => {
+                if let Some(Cursor::Score { score, id }) = &q.after {
+                    let r = arg(SqlValue::Real(score.unwrap_or(UNSCORED_RANK)));
+                    let i = arg(SqlValue::Text(id.clone()));
+                    conds.push(format!("(rank < {r} OR (rank = {r} AND id > {i}))"));
+                }
+                "rank DESC, id"
+            }
+            LeadOrder::Created => {
+                if let Some(Cursor::Created { at, id }) = &q.after {
+                    let a = arg(SqlValue::Int(*at));
+                    let i = arg(SqlValue::Text(id.clone()));
+                    conds.push(format!("(created_at < {a} OR (created_at = {a} AND id > {i}))"));
+                }
+                "created_at DESC, id"
+            }
+        };
+        let filter = if conds.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conds.join(" AND "))
+        };
+        ListSql {
+            filter,
+            args,
+            order,
+            limit: q.limit.clamp(1, 1000),
+        }
+    }
+
+    /// The query, selecting `columns`.
+    pub fn sql(&self, columns: &str) -> String {
+        format!(
+            "SELECT {columns} FROM leads {} ORDER BY {} LIMIT {}",
+            self.filter,
+            self.order,
+            self.limit + 1
+        )
+    }
+
+    /// The page out of the rows read, and the cursor of the next page.
+    pub fn page(&self, mut leads: Vec<LeadRecord>, order: LeadOrder) -> (Vec<LeadRecord>, Option<Cursor>) {
+        let next = if leads.len() > self.limit {
+            leads.truncate(self.limit);
+            leads.last().map(|l| Cursor::after(order, l))
+        } else {
+            None
+        };
+        (leads, next)
+    }
 }
 
 #[cfg(test)]

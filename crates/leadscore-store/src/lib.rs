@@ -130,8 +130,7 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://leadscore.db";
 /// `sqlite://PATH` (relative), `sqlite:///abs/path`, or `postgres://...`.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let _ = postgres::PgStore::open(url).await?;
-        Err(StoreError::Invalid("PostgreSQL support is not built yet".into()))
+        Ok(Arc::new(postgres::PgStore::open(url).await?))
     } else if let Some(path) = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))

@@ -32,6 +32,22 @@ impl ActiveModel {
     }
 }
 
+/// A stored model, parsed once per name (models never change under a name):
+/// `parsed` keeps the models parsed so far.
+pub fn parse_once(
+    parsed: &std::sync::Mutex<Vec<ActiveModel>>,
+    name: &str,
+    toml: &str,
+) -> Result<ActiveModel, crate::StoreError> {
+    let mut parsed = parsed.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(m) = parsed.iter().find(|m| m.name == name) {
+        return Ok(m.clone());
+    }
+    let model = ActiveModel::parse(name, toml).map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
+    parsed.push(model.clone());
+    Ok(model)
+}
+
 /// The engine's score in the stored (and served) form.
 pub fn stored_score(model: &ActiveModel, score: &Score, as_of: Timestamp) -> StoredScore {
     let m = &model.model;

@@ -7,9 +7,9 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension};
 
 use super::{LEAD_SELECT, lead_from_row};
-use crate::leads::like_pattern;
+use crate::leads::{ListSql, SqlValue};
 use crate::records::*;
-use crate::rescore::{ActiveModel, properties_from_json};
+use crate::rescore::{ActiveModel, parse_once, properties_from_json};
 use crate::{Result, StoreError};
 
 pub(super) fn lead(c: &Connection, id: &str) -> Result<Option<LeadRecord>> {
@@ -21,66 +21,18 @@ pub(super) fn lead(c: &Connection, id: &str) -> Result<Option<LeadRecord>> {
 }
 
 pub(super) fn list(c: &Connection, q: &LeadQuery) -> Result<(Vec<LeadRecord>, Option<Cursor>)> {
-    let mut conds: Vec<String> = Vec::new();
-    let mut args: Vec<Value> = Vec::new();
-    let mut arg = |v: Value| {
-        args.push(v);
-        format!("?{}", args.len())
-    };
-    if let Some(b) = &q.band {
-        conds.push(format!("band = {}", arg(b.clone().into())));
-    }
-    if let Some(g) = &q.grade {
-        conds.push(format!("grade = {}", arg(g.clone().into())));
-    }
-    if let Some(m) = q.mql {
-        conds.push(format!("mql = {}", arg(i64::from(m).into())));
-    }
-    if let Some(o) = &q.owner {
-        conds.push(format!("owner = {}", arg(o.clone().into())));
-    }
-    if let Some(t) = q.text.as_deref().filter(|t| !t.trim().is_empty()) {
-        conds.push(format!("search LIKE {} ESCAPE '\\'", arg(like_pattern(t).into())));
-    }
-    let order = match (&q.order, &q.after) {
-        (LeadOrder::Score, after) => {
-            if let Some(Cursor::Score { score, id }) = after {
-                let r = arg(score.unwrap_or(crate::leads::UNSCORED_RANK).into());
-                let i = arg(id.clone().into());
-                conds.push(format!("(rank < {r} OR (rank = {r} AND id > {i}))"));
-            }
-            "rank DESC, id"
-        }
-        (LeadOrder::Created, after) => {
-            if let Some(Cursor::Created { at, id }) = after {
-                let a = arg((*at).into());
-                let i = arg(id.clone().into());
-                conds.push(format!("(created_at < {a} OR (created_at = {a} AND id > {i}))"));
-            }
-            "created_at DESC, id"
-        }
-    };
-    let limit = q.limit.clamp(1, 1000);
-    let filter = if conds.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", conds.join(" AND "))
-    };
-    let sql = format!(
-        "SELECT {LEAD_SELECT} FROM leads {filter} ORDER BY {order} LIMIT {}",
-        limit + 1
-    );
-    let mut stmt = c.prepare_cached(&sql)?;
-    let mut leads: Vec<LeadRecord> = stmt
+    let list = ListSql::new(q, '?');
+    let args = list.args.iter().map(|v| match v {
+        SqlValue::Text(t) => Value::Text(t.clone()),
+        SqlValue::Int(i) => Value::Integer(*i),
+        SqlValue::Real(r) => Value::Real(*r),
+        SqlValue::Bool(b) => Value::Integer(i64::from(*b)),
+    });
+    let mut stmt = c.prepare_cached(&list.sql(LEAD_SELECT))?;
+    let leads: Vec<LeadRecord> = stmt
         .query_map(rusqlite::params_from_iter(args), lead_from_row)?
         .collect::<rusqlite::Result<_>>()?;
-    let next = if leads.len() > limit {
-        leads.truncate(limit);
-        leads.last().map(|l| Cursor::after(q.order, l))
-    } else {
-        None
-    };
-    Ok((leads, next))
+    Ok(list.page(leads, q.order))
 }
 
 pub(super) fn events(c: &Connection, id: &str) -> Result<Vec<Event>> {
@@ -157,14 +109,8 @@ pub(super) fn active_model(c: &Connection, parsed: &Mutex<Vec<ActiveModel>>) -> 
         .prepare_cached("SELECT name, toml FROM models WHERE active = 1")?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    let Some((name, toml)) = row else { return Ok(None) };
-    let mut parsed = parsed.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(m) = parsed.iter().find(|m| m.name == name) {
-        return Ok(Some(m.clone()));
-    }
-    let model = ActiveModel::parse(&name, &toml).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    parsed.push(model.clone());
-    Ok(Some(model))
+    row.map(|(name, toml)| parse_once(parsed, &name, &toml))
+        .transpose()
 }
 
 pub(super) fn token(c: &Connection, hash: &str) -> Result<Option<TokenRecord>> {

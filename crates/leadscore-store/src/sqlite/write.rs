@@ -6,7 +6,7 @@ use leadscore_core::{Event, Lead, StdField, Timestamp};
 use rusqlite::{OptionalExtension, params};
 
 use super::{LEAD_SELECT, Writer, lead_from_row};
-use crate::leads::{apply_patch, attributes_json, merge, rank, search_text};
+use crate::leads::{Target, apply_patch, attributes_json, merge_new, rank, search_text};
 use crate::records::*;
 use crate::rescore::{EventRow, properties_json, stored_score, worth_recording};
 use crate::{LEAD_COLUMNS, Result, StoreError, email_key, new_lead_id};
@@ -227,34 +227,22 @@ impl Writer {
                 .optional()?,
             None => None,
         };
-        let target = match (&by_id, &by_email) {
-            (None, None) => None,
-            (Some(a), Some(b)) if a != b => {
-                return Ok(LeadWrite::Conflict {
-                    existing: b.clone(),
-                    by: ConflictKey::Email,
-                });
-            }
-            (Some(a), _) => Some((a.clone(), ConflictKey::Id)),
-            (None, Some(b)) => Some((b.clone(), ConflictKey::Email)),
-        };
-        match (target, on_conflict) {
-            (Some((existing, by)), OnConflict::Refuse) => Ok(LeadWrite::Conflict { existing, by }),
-            (Some((existing, _)), OnConflict::Update) => {
+        match (Target::of(by_id, by_email), on_conflict) {
+            (Target::Clash { existing }, _) => Ok(LeadWrite::Conflict {
+                existing,
+                by: ConflictKey::Email,
+            }),
+            (Target::Existing { id, by }, OnConflict::Refuse) => Ok(LeadWrite::Conflict { existing: id, by }),
+            (Target::Existing { id: existing, .. }, OnConflict::Update) => {
                 let record = self.lead_for_update(&existing)?;
                 let mut lead = record.lead.clone();
                 let mut owner = record.owner.clone();
-                let mut changed = merge(&mut lead, &new.lead);
-                if new.owner.is_some() && new.owner != owner {
-                    owner = new.owner.clone();
-                    changed = true;
-                }
-                if changed {
+                if merge_new(&mut lead, &mut owner, &new) {
                     self.save_edit(&record, lead, owner, now)?;
                 }
                 Ok(LeadWrite::Updated(existing))
             }
-            (None, _) => {
+            (Target::New, _) => {
                 let mut lead = new.lead;
                 let id = given_id.unwrap_or_else(new_lead_id);
                 lead.set(StdField::Id, id.clone());
