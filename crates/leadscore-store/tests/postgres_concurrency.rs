@@ -12,6 +12,7 @@ use leadscore_store::postgres::PgStore;
 use leadscore_store::*;
 
 const SPEC_MODEL: &str = include_str!("../../leadscore-core/tests/fixtures/spec-model.toml");
+const SAMPLE_MODEL: &str = include_str!("../../../examples/model.toml");
 const LEADS: usize = 12;
 const TASKS: usize = 6;
 const BATCHES: usize = 15;
@@ -236,6 +237,71 @@ async fn run(url: String) {
         let expected = model.score(&record.lead, &events, now);
         assert_eq!(record.score.unwrap().score, expected.score, "lead {id}");
     }
+
+    // A model activated on A (then every lead rescored) while B ingests and
+    // creates leads: afterwards every lead is scored by the new model.
+    stores[0].put_model("sample", SAMPLE_MODEL, now).await.unwrap();
+    let writer = {
+        let store = stores[1].clone();
+        tokio::spawn(async move {
+            for round in 0..20 {
+                let lead = NewLead {
+                    lead: Lead::new(format!("LATE-{round:02}")).with(StdField::JobTitle, "CEO"),
+                    owner: None,
+                };
+                store
+                    .write_leads(vec![lead], OnConflict::Refuse, now)
+                    .await
+                    .unwrap();
+                let events: Vec<Event> = (0..50)
+                    .map(|n| Event {
+                        id: format!("late-{round}-{n}"),
+                        lead: format!("BULK-{:03}", (n * 31 + round) % 200),
+                        kind: "email_clicked".into(),
+                        occurred_at: t0().minus_days(1.0),
+                        properties: BTreeMap::new(),
+                    })
+                    .collect();
+                store.ingest(events, now).await.unwrap();
+            }
+        })
+    };
+    stores[0].activate_model("sample", now).await.unwrap();
+    let rescored = stores[0].rescore_all(now, Arc::new(|_, _| {})).await.unwrap();
+    writer.await.unwrap();
+    assert!(rescored >= (LEADS + 200) as u64);
+    let sample = ScoringModel::from_toml(SAMPLE_MODEL, "sample").unwrap();
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let query = LeadQuery {
+            limit: 100,
+            after,
+            ..Default::default()
+        };
+        let (page, next) = stores[1].list_leads(&query).await.unwrap();
+        all.extend(page);
+        match next {
+            Some(c) => after = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(all.len(), LEADS + 200 + 20);
+    for record in all {
+        let events = stores[0].lead_events(record.id()).await.unwrap();
+        let expected = sample.score(&record.lead, &events, now);
+        let stored = record.score.as_ref().expect("scored");
+        assert_eq!(stored.model, "sample", "lead {}", record.id());
+        assert_eq!(stored.score, expected.score, "lead {}", record.id());
+    }
+    let progress = stores[1]
+        .get_model("sample")
+        .await
+        .unwrap()
+        .unwrap()
+        .rescore
+        .unwrap();
+    assert!(progress.finished);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
