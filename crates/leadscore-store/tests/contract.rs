@@ -45,10 +45,22 @@ async fn fresh_schema(base: &str) -> String {
             .unwrap()
             .as_nanos()
     );
-    client
-        .batch_execute(&format!("CREATE SCHEMA {name}"))
+    // Schemas of earlier runs (over an hour old) go; this run's stay until the next.
+    let now_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let old = client
+        .query("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'ct\\_%'", &[])
         .await
         .unwrap();
+    for row in old {
+        let schema: String = row.get(0);
+        let made: u128 = schema[3..].parse().unwrap_or(u128::MAX);
+        if made < now_ns.saturating_sub(3_600_000_000_000) {
+            let _ = client
+                .batch_execute(&format!("SET lock_timeout = '2s'; DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .await;
+        }
+    }
+    client.batch_execute(&format!("CREATE SCHEMA {name}")).await.unwrap();
     let sep = if base.contains('?') { '&' } else { '?' };
     format!("{base}{sep}options=-c%20search_path%3D{name}")
 }
