@@ -96,8 +96,19 @@ pub fn serve(db: &DbArgs, listen: Option<&str>, demo: bool) -> Result<()> {
             .with_context(|| format!("cannot listen on {}", s.listen))?;
         let addr = listener.local_addr()?;
         let state = AppState::new(store.clone(), s.clone());
+        let mut demo_token = None;
         if demo && leadscore_server::demo::load(&store, state.now()).await? {
             tracing::info!("loaded the sample model, leads and events (--demo)");
+            let (secret, hash) = auth::new_token();
+            store
+                .create_token(TokenRecord {
+                    hash,
+                    role: "admin".into(),
+                    user: None,
+                    created_at: state.now(),
+                })
+                .await?;
+            demo_token = Some(secret);
         }
         tracing::info!(
             address = %addr,
@@ -105,15 +116,14 @@ pub fn serve(db: &DbArgs, listen: Option<&str>, demo: bool) -> Result<()> {
             backend = store.backend(),
             "leadscore is listening"
         );
-        if demo {
+        // A plain line (whatever the log level) that scripts and tests wait for.
+        eprintln!("listening on http://{addr}");
+        if let Some(token) = demo_token {
             eprintln!(
-                "\nDemo data is loaded. Make a token and look at the best leads:\n  \
-                 leadscore token create --role admin{}\n  \
-                 curl -H \"Authorization: Bearer TOKEN\" http://{addr}/api/v1/leads\n",
-                db.database_url
-                    .as_ref()
-                    .map(|u| format!(" --database-url {u}"))
-                    .unwrap_or_default()
+                "\nDemo data is loaded, with an admin token for it (shown once):\n  {token}\n\
+                 The best leads first:\n  \
+                 curl -H \"Authorization: Bearer {token}\" http://{addr}/api/v1/leads\n\
+                 More tokens: leadscore token create --role admin|manager|rep|ingest\n"
             );
         }
         leadscore_server::serve(listener, state, leadscore_server::shutdown_signal()).await?;
