@@ -116,8 +116,6 @@ pub fn serve(db: &DbArgs, listen: Option<&str>, demo: bool) -> Result<()> {
             backend = store.backend(),
             "leadscore is listening"
         );
-        // A plain line for people and scripts (the log line above may be JSON or coloured).
-        eprintln!("listening on http://{addr}");
         // A plain line (whatever the log level) that scripts and tests wait for.
         eprintln!("listening on http://{addr}");
         if let Some(token) = demo_token {
