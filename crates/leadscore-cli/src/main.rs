@@ -3,6 +3,7 @@
 mod batch;
 mod check_model;
 mod output;
+mod service;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -55,6 +56,42 @@ enum Command {
         #[arg(value_name = "MODEL.toml")]
         model: PathBuf,
     },
+    /// Run the lead service: the HTTP API over the database.
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8080; setting `LEADSCORE_LISTEN`).
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<String>,
+        /// Load sample leads, events and a model into an empty database first.
+        #[arg(long)]
+        demo: bool,
+        #[command(flatten)]
+        db: service::DbArgs,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: service::TokenCommand,
+    },
+    /// Import leads from a CSV file (standard columns or CRM export headers).
+    Import {
+        #[arg(value_name = "FILE.csv")]
+        file: PathBuf,
+        /// Update leads whose id or e-mail already exists instead of refusing them.
+        #[arg(long)]
+        upsert: bool,
+        #[command(flatten)]
+        db: service::DbArgs,
+    },
+    /// Export every lead, with its score, as CSV.
+    Export {
+        /// Write here instead of standard output.
+        #[arg(long, short, value_name = "FILE.csv")]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        db: service::DbArgs,
+    },
+    /// Print the settings file with every default.
+    DefaultConfig,
 }
 
 fn main() -> ExitCode {
@@ -135,6 +172,14 @@ fn run(cli: Cli) -> Result<()> {
             print!("{}", check_model::summary(&model, &path.display().to_string()));
             Ok(())
         }
+        Command::Serve { listen, demo, db } => service::serve(&db, listen.as_deref(), demo),
+        Command::Token { command } => service::token(&command),
+        Command::Import { file, upsert, db } => service::import_file(&db, &file, upsert),
+        Command::Export { output, db } => service::export(&db, output.as_deref()),
+        Command::DefaultConfig => {
+            print!("{}", leadscore_server::Settings::default_file());
+            Ok(())
+        }
     }
 }
 
@@ -149,7 +194,7 @@ fn path_str(p: &Path) -> Result<&str> {
         .with_context(|| format!("the path {} is not UTF-8", p.display()))
 }
 
-fn now() -> Timestamp {
+pub(crate) fn now() -> Timestamp {
     let micros = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as i64);

@@ -377,9 +377,11 @@ impl Writer {
         let Some(model) = self.active.clone() else {
             return Ok((0, None));
         };
-        let ids: Vec<(String, RowStateRaw)> = {
+        let ids: Vec<(String, RowStateRaw, Option<String>, Option<String>)> = {
             let mut stmt = self.conn.prepare_cached(
-                "SELECT id, version, score_json IS NOT NULL, rank, band, mql FROM leads WHERE id > ?1 ORDER BY id LIMIT ?2",
+                "SELECT id, version, score_json IS NOT NULL, rank, band, mql, \
+                 json_extract(score_json, '$.model'), json_extract(score_json, '$.as_of') \
+                 FROM leads WHERE id > ?1 ORDER BY id LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![after, limit as i64], |r| {
                 Ok((
@@ -391,14 +393,27 @@ impl Writer {
                         r.get::<_, Option<String>>(4)?,
                         r.get::<_, Option<bool>>(5)?,
                     ),
+                    r.get::<_, Option<String>>(6)?,
+                    r.get::<_, Option<String>>(7)?,
                 ))
             })?;
-            rows.collect::<rusqlite::Result<_>>()?
+            rows.collect::<rusqlite::Result<Vec<_>>>()?
         };
         let cause = Cause::ModelActivated {
             model: model.name.clone(),
         };
-        for (id, (version, scored, rank, band, mql)) in &ids {
+        for (id, (version, scored, rank, band, mql), scored_by, scored_as_of) in &ids {
+            // Scored by this model as of the activation or later (a write after
+            // the activation): already current; rescoring as of `now` would set
+            // it back and drop events that happened since.
+            let newer = scored_by.as_deref() == Some(model.name.as_str())
+                && scored_as_of
+                    .as_deref()
+                    .and_then(|t| Timestamp::parse(t).ok())
+                    .is_some_and(|t| t >= now);
+            if newer {
+                continue;
+            }
             self.ensure_cached(id, *version)?;
             let last = scored.then(|| (*rank, band.clone().unwrap_or_default(), mql.unwrap_or(false)));
             self.store_score(id, version + 1, last, now, &cause)?;
@@ -406,7 +421,7 @@ impl Writer {
         let n = ids.len() as u64;
         self.record_rescore(done + n, total.max(done + n), false)?;
         let last = (ids.len() == limit)
-            .then(|| ids.last().map(|(id, _)| id.clone()))
+            .then(|| ids.last().map(|(id, ..)| id.clone()))
             .flatten();
         Ok((n, last))
     }

@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""Service benchmark: `leadscore serve` loaded over HTTP on loopback.
+
+usage: bench/serve_bench.py [--database-url URL] [--data DIR] [--events N] [--clients N]
+                            [--single-seconds S] [--skip-single]
+
+With the data of ../shared/bench/bench_gen.py (200,000 leads, 5,000,000 events;
+generated if missing) it measures, against a fresh database:
+
+1. importing the leads (POST /leads/import, CSV in chunks);
+2. batched ingest: POST /events/batch with 1,000 events a request from
+   --clients concurrent connections: durable events per second;
+3. single-event POSTs from `wrk` (64 connections, a Lua script giving every
+   request a new event id): requests per second and latency percentiles;
+4. activating a second model: seconds until every lead is rescored (polling
+   GET /models/{name}), beside DuckDB's query time on the same files;
+5. the server's peak memory (VmHWM) throughout.
+
+Needs a release build (cargo build --release) and, for step 3, wrk
+(apt-get install wrk). The database is created fresh: a temporary SQLite
+file by default, or the PostgreSQL URL given (its tables are dropped first).
+"""
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(os.path.dirname(ROOT), "shared", "bench")
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+BIN = os.environ.get("LEADSCORE_BIN", os.path.join(TARGET, "release", "leadscore"))
+
+
+def rss_peak_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Api:
+    def __init__(self, port, token):
+        self.port, self.token = port, token
+
+    def call(self, method, path, body=None, ctype="application/json", conn=None):
+        own = conn is None
+        conn = conn or http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": ctype}
+        conn.request(method, path, body=body, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        if own:
+            conn.close()
+        if resp.status >= 300:
+            sys.exit(f"{method} {path}: {resp.status} {data[:300]!r}")
+        return json.loads(data) if data and resp.getheader("Content-Type", "").startswith("application/json") else data
+
+
+def start_server(db_url, env):
+    proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--database-url", db_url],
+                            stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        line = proc.stderr.readline()
+        m = re.search(r"listening on http://([\d.]+):(\d+)", line) or re.search(r"address=([\d.]+):(\d+)", line)
+        if m:
+            threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+            return proc, int(m.group(2))
+    proc.kill()
+    sys.exit("the server did not start")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--database-url")
+    ap.add_argument("--data", default=os.path.join(tempfile.gettempdir(), "leadscore-bench", "full"))
+    ap.add_argument("--events", type=int, default=5_000_000)
+    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--single-seconds", type=int, default=20)
+    ap.add_argument("--skip-single", action="store_true")
+    args = ap.parse_args()
+    if not os.path.exists(BIN):
+        sys.exit(f"build first: cargo build --release ({BIN} is missing)")
+    d = args.data
+    if not os.path.exists(os.path.join(d, "events.jsonl")):
+        subprocess.run([sys.executable, os.path.join(SHARED, "bench_gen.py"), d, "200000", "5000000"], check=True)
+
+    tmp = tempfile.mkdtemp(prefix="lsbench-")
+    env = dict(os.environ, LEADSCORE_LOG="warn")
+    if args.database_url:
+        db_url = args.database_url
+        import_psql_reset(db_url)
+    else:
+        db_url = f"sqlite://{tmp}/bench.db"
+    out = subprocess.run([BIN, "token", "create", "--role", "admin", "--database-url", db_url],
+                         capture_output=True, text=True, check=True, env=env)
+    token = out.stdout.strip().splitlines()[-1]
+    proc, port = start_server(db_url, env)
+    api = Api(port, token)
+    results = {}
+    try:
+        model = open(os.path.join(d, "model.toml")).read()
+        api.call("POST", "/api/v1/models", model.encode(), "application/toml")
+        name = re.search(r'^name\s*=\s*"([^"]+)"', model, re.M).group(1)
+        api.call("POST", f"/api/v1/models/{name}/activate")
+
+        # 1. leads
+        t = time.time()
+        with open(os.path.join(d, "leads.csv")) as f:
+            header = f.readline()
+            lines = f.readlines()
+        for i in range(0, len(lines), 20000):
+            r = api.call("POST", "/api/v1/leads/import", (header + "".join(lines[i:i + 20000])).encode(), "text/csv")
+            if r["rejected"]:
+                sys.exit(f"leads rejected: {r['rows'][:3]}")
+        results["leads_import_s"] = time.time() - t
+        print(f"imported {len(lines):,} leads in {results['leads_import_s']:.1f} s", file=sys.stderr)
+
+        # 2. batched ingest
+        with open(os.path.join(d, "events.jsonl"), "rb") as f:
+            ev_lines = [next(f).rstrip(b"\n") for _ in range(args.events)]
+        bodies = [b"[" + b",".join(ev_lines[i:i + 1000]) + b"]" for i in range(0, len(ev_lines), 1000)]
+        del ev_lines
+        accepted = [0]
+        lock = threading.Lock()
+        nxt = [0]
+
+        def worker():
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+            while True:
+                with lock:
+                    i = nxt[0]
+                    nxt[0] += 1
+                if i >= len(bodies):
+                    break
+                r = api.call("POST", "/api/v1/events/batch", bodies[i], conn=conn)
+                with lock:
+                    accepted[0] += r["accepted"]
+            conn.close()
+
+        t = time.time()
+        threads = [threading.Thread(target=worker) for _ in range(args.clients)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        el = time.time() - t
+        results["batch_events_per_s"] = accepted[0] / el
+        print(f"batched ingest: {accepted[0]:,} events in {el:.1f} s = {accepted[0] / el:,.0f} events/s",
+              file=sys.stderr)
+
+        # 3. single events with wrk
+        if not args.skip_single:
+            if shutil.which("wrk") is None:
+                print("wrk is not installed (apt-get install wrk): single-event test skipped", file=sys.stderr)
+            else:
+                lua = os.path.join(tmp, "single.lua")
+                with open(lua, "w") as f:
+                    f.write(WRK_LUA.replace("TOKEN", token))
+                w = subprocess.run(["wrk", "-t2", "-c64", f"-d{args.single_seconds}s", "--latency", "-s", lua,
+                                    f"http://127.0.0.1:{port}/api/v1/events"], capture_output=True, text=True)
+                print(w.stdout, file=sys.stderr)
+                m = re.search(r"Requests/sec:\s+([\d.]+)", w.stdout)
+                p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", w.stdout)
+                non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", w.stdout)
+                results["single_per_s"] = float(m.group(1)) if m else 0
+                if p99:
+                    scale = {"us": 0.001, "ms": 1, "s": 1000}[p99.group(2)]
+                    results["single_p99_ms"] = float(p99.group(1)) * scale
+                results["single_non_2xx"] = int(non2xx.group(1)) if non2xx else 0
+
+        # 4. activation of a second model
+        model2 = re.sub(r'^name\s*=\s*"[^"]+"', 'name = "bench-second"', model, flags=re.M)
+        model2 = model2.replace("points = 15", "points = 16", 1)
+        api.call("POST", "/api/v1/models", model2.encode(), "application/toml")
+        t = time.time()
+        api.call("POST", "/api/v1/models/bench-second/activate")
+        while True:
+            m = api.call("GET", "/api/v1/models/bench-second")
+            if m.get("rescore") and m["rescore"]["finished"]:
+                break
+            time.sleep(0.05)
+        results["activation_s"] = time.time() - t
+        results["rescored"] = m["rescore"]["done"]
+        print(f"activation: {m['rescore']['done']:,} leads rescored in {results['activation_s']:.2f} s",
+              file=sys.stderr)
+        results["server_peak_mib"] = rss_peak_mib(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        shutil.rmtree(tmp, ignore_errors=True)
+    duck = subprocess.run([sys.executable, os.path.join(SHARED, "duck_peer.py"), d, os.path.join(d, "duck.csv"), "2"],
+                          capture_output=True, text=True, check=True)
+    results["duckdb_query_s"] = float(duck.stdout.strip())
+    print(json.dumps(results, indent=2))
+
+
+def import_psql_reset(url):
+    subprocess.run(["psql", url, "-q", "-c",
+                    "DROP TABLE IF EXISTS history, events, tokens, models, leads CASCADE"], check=True)
+
+
+WRK_LUA = """
+counter = 0
+math.randomseed(os.time())
+local run = tostring(math.random(1, 1000000000))
+request = function()
+  counter = counter + 1
+  local lead = "L" .. tostring(math.random(0, 199999))
+  local body = '{"id":"w' .. run .. '-' .. tostring(counter) .. '-' .. tostring(math.random(1, 1000000000)) ..
+    '","lead":"' .. lead .. '","type":"email_clicked","occurred_at":"2026-10-30T10:00:00Z"}'
+  return wrk.format("POST", nil, {["Authorization"] = "Bearer TOKEN", ["Content-Type"] = "application/json"}, body)
+end
+"""
+
+if __name__ == "__main__":
+    main()

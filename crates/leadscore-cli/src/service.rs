@@ -1,0 +1,217 @@
+//! The commands that work on the database: `serve`, `token create`,
+//! `import`, `export`, `default-config`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use leadscore_server::{AppState, Settings, auth, import};
+use leadscore_store::{Store, TokenRecord};
+
+/// Flags every database command takes.
+#[derive(Args, Debug, Clone)]
+pub struct DbArgs {
+    /// The database: `sqlite://PATH` (default `sqlite://leadscore.db`) or `postgres://...`
+    /// (setting `LEADSCORE_DATABASE_URL`).
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// A settings file (TOML; see `leadscore default-config`).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Make a new API token; it is printed once, on the last line.
+    Create {
+        /// What the token may do.
+        #[arg(long, value_parser = ["admin", "manager", "rep", "ingest"])]
+        role: String,
+        /// The user it acts for (a rep sees the leads whose owner is this user).
+        #[arg(long)]
+        user: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+/// Settings from defaults, the file, the environment, then these flags.
+pub fn settings(db: &DbArgs, listen: Option<&str>) -> Result<Settings> {
+    let text;
+    let file = match &db.config {
+        Some(p) => {
+            text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read settings file {}", p.display()))?;
+            Some((p.to_str().unwrap_or("settings file"), text.as_str()))
+        }
+        None => None,
+    };
+    let mut s = Settings::load(file, |v| std::env::var(v).ok()).map_err(anyhow::Error::msg)?;
+    if let Some(url) = &db.database_url {
+        s.database_url = url.clone();
+    }
+    if let Some(l) = listen {
+        s.listen = l.to_owned();
+    }
+    Ok(s)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+async fn open(s: &Settings) -> Result<Arc<dyn Store>> {
+    leadscore_store::open(&s.database_url).await.with_context(|| {
+        format!(
+            "cannot open the database {}",
+            leadscore_store::redact_url(&s.database_url)
+        )
+    })
+}
+
+fn init_logs(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LEADSCORE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+pub fn serve(db: &DbArgs, listen: Option<&str>, demo: bool) -> Result<()> {
+    let s = settings(db, listen)?;
+    init_logs(&s.log_format);
+    runtime()?.block_on(async move {
+        let store = open(&s).await?;
+        let listener = tokio::net::TcpListener::bind(&s.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", s.listen))?;
+        let addr = listener.local_addr()?;
+        let state = AppState::new(store.clone(), s.clone());
+        let mut demo_token = None;
+        if demo && leadscore_server::demo::load(&store, state.now()).await? {
+            tracing::info!("loaded the sample model, leads and events (--demo)");
+            let (secret, hash) = auth::new_token();
+            store
+                .create_token(TokenRecord {
+                    hash,
+                    role: "admin".into(),
+                    user: None,
+                    created_at: state.now(),
+                })
+                .await?;
+            demo_token = Some(secret);
+        }
+        tracing::info!(
+            address = %addr,
+            database = %leadscore_store::redact_url(&s.database_url),
+            backend = store.backend(),
+            "leadscore is listening"
+        );
+        // A plain line (whatever the log level) that scripts and tests wait for.
+        eprintln!("listening on http://{addr}");
+        if let Some(token) = demo_token {
+            eprintln!(
+                "\nDemo data is loaded, with an admin token for it (shown once):\n  {token}\n\
+                 The best leads first:\n  \
+                 curl -H \"Authorization: Bearer {token}\" http://{addr}/api/v1/leads\n\
+                 More tokens: leadscore token create --role admin|manager|rep|ingest\n"
+            );
+        }
+        leadscore_server::serve(listener, state, leadscore_server::shutdown_signal()).await?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+pub fn token(cmd: &TokenCommand) -> Result<()> {
+    let TokenCommand::Create { role, user, db } = cmd;
+    if role == "rep" && user.is_none() {
+        bail!("a rep token needs --user NAME (the owner whose leads the rep sees)");
+    }
+    let s = settings(db, None)?;
+    runtime()?.block_on(async move {
+        let store = open(&s).await?;
+        let (secret, hash) = auth::new_token();
+        store
+            .create_token(TokenRecord {
+                hash,
+                role: role.clone(),
+                user: user.clone(),
+                created_at: crate::now(),
+            })
+            .await?;
+        println!(
+            "Created a `{role}` token{}. It is shown only this once; keep it secret:",
+            user.as_ref().map(|u| format!(" for {u}")).unwrap_or_default()
+        );
+        println!("{secret}");
+        Ok(())
+    })
+}
+
+pub fn import_file(db: &DbArgs, file: &Path, upsert: bool) -> Result<()> {
+    let s = settings(db, None)?;
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let rows = import::read_csv(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let bar = indicatif::ProgressBar::new(rows.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows  {per_sec}  eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    runtime()?.block_on(async move {
+        let store = open(&s).await?;
+        let report =
+            import::import(&store, rows, upsert, crate::now(), &|done| bar.set_position(done)).await?;
+        bar.finish_and_clear();
+        let shown: Vec<_> = report
+            .rows
+            .iter()
+            .filter(|r| r.status == "rejected")
+            .take(20)
+            .collect();
+        for r in &shown {
+            eprintln!(
+                "{}:{}: {}",
+                file.display(),
+                r.line,
+                r.reason.as_deref().unwrap_or("rejected")
+            );
+        }
+        if report.rejected as usize > shown.len() {
+            eprintln!(
+                "... and {} more rejected rows",
+                report.rejected as usize - shown.len()
+            );
+        }
+        println!(
+            "{} created, {} updated, {} rejected",
+            report.created, report.updated, report.rejected
+        );
+        Ok(())
+    })
+}
+
+pub fn export(db: &DbArgs, output: Option<&Path>) -> Result<()> {
+    let s = settings(db, None)?;
+    runtime()?.block_on(async move {
+        let store = open(&s).await?;
+        let csv = import::export(&store, None).await?;
+        match output {
+            Some(p) => std::fs::write(p, csv).with_context(|| format!("cannot write {}", p.display()))?,
+            None => {
+                use std::io::Write;
+                std::io::stdout().write_all(csv.as_bytes())?;
+            }
+        }
+        Ok(())
+    })
+}

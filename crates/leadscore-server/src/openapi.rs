@@ -1,0 +1,185 @@
+//! The OpenAPI 3 document served at `/api/v1/openapi.json`. A test checks it
+//! names exactly the routes the router serves.
+
+use serde_json::{Value, json};
+
+fn op(summary: &str, roles: &str, body: Option<Value>, ok: (&str, Value), errors: &[&str]) -> Value {
+    let mut responses = serde_json::Map::new();
+    responses.insert(
+        ok.0.to_owned(),
+        json!({"description": "success", "content": {"application/json": {"schema": ok.1}}}),
+    );
+    for code in errors.iter().chain(&["401", "403"]) {
+        responses.insert(
+            (*code).to_owned(),
+            json!({"$ref": "#/components/responses/Error"}),
+        );
+    }
+    let mut o = json!({
+        "summary": summary,
+        "description": format!("Roles: {roles}."),
+        "responses": responses,
+    });
+    if let Some(b) = body {
+        o["requestBody"] = json!({"required": true, "content": b});
+    }
+    o
+}
+
+fn r(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn json_body(schema: Value) -> Option<Value> {
+    Some(json!({"application/json": {"schema": schema}}))
+}
+
+fn id_param(name: &str) -> Value {
+    json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}})
+}
+
+fn query(name: &str, ty: &str, description: &str) -> Value {
+    json!({"name": name, "in": "query", "required": false, "schema": {"type": ty}, "description": description})
+}
+
+pub fn document() -> Value {
+    let lead_props = {
+        let mut p = serde_json::Map::new();
+        for f in leadscore_core::StdField::ALL {
+            let ty = match f.name() {
+                "employees" | "annual_revenue" => json!({"type": ["number", "string", "null"]}),
+                "is_customer" => json!({"type": ["boolean", "string", "null"]}),
+                _ => json!({"type": ["string", "null"]}),
+            };
+            p.insert(f.name().to_owned(), ty);
+        }
+        p.insert(
+            "attributes".into(),
+            json!({"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}}),
+        );
+        p.insert("owner".into(), json!({"type": ["string", "null"]}));
+        Value::Object(p)
+    };
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "leadscore API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Lead scoring: leads and events in, current and explained scores out. \
+                Every call needs `Authorization: Bearer TOKEN` (`leadscore token create --role ...`)."
+        },
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"bearer": []}],
+        "paths": {
+            "/leads": {
+                "post": op("Create a lead (409 with `existing_id` when its id or e-mail exists, unless ?upsert=true)",
+                    "admin, manager, ingest", json_body(r("LeadInput")), ("201", r("Lead")), &["400", "409", "413", "422"]),
+                "get": {
+                    "parameters": [
+                        query("band", "string", "only this band"), query("grade", "string", "only this grade"),
+                        query("mql", "boolean", "only MQLs (or non-MQLs)"), query("owner", "string", "only this owner's"),
+                        query("q", "string", "text in name, company or e-mail"),
+                        query("sort", "string", "`score` (default, best first) or `created` (newest first)"),
+                        query("limit", "integer", "1..1000, default 50"), query("cursor", "string", "`next_cursor` of the previous page")
+                    ],
+                    "summary": "List leads, best first, a page at a time", "description": "Roles: admin, manager, rep (own leads).",
+                    "responses": {"200": {"description": "a page", "content": {"application/json": {"schema": {
+                        "type": "object", "properties": {"leads": {"type": "array", "items": r("Lead")}, "next_cursor": {"type": ["string", "null"]}}}}}},
+                        "400": {"$ref": "#/components/responses/Error"}, "401": {"$ref": "#/components/responses/Error"}}
+                }
+            },
+            "/leads/import": {
+                "post": op("Import leads from CSV (standard columns or HubSpot / Salesforce export headers); ?upsert=true updates existing leads",
+                    "admin, manager, ingest", Some(json!({"text/csv": {"schema": {"type": "string"}}})), ("200", r("ImportReport")), &["413", "422"])
+            },
+            "/leads/export.csv": {
+                "get": {"summary": "Every lead as CSV", "description": "Roles: admin, manager, rep (own leads).",
+                    "responses": {"200": {"description": "CSV", "content": {"text/csv": {"schema": {"type": "string"}}}}}}
+            },
+            "/leads/{id}": {
+                "parameters": [id_param("id")],
+                "get": op("A lead with its current score", "admin, manager, rep (own)", None, ("200", r("Lead")), &["404"]),
+                "patch": op("Change a lead's fields (null clears one); it is rescored", "admin, manager, rep (own; not `owner`)",
+                    json_body(r("LeadInput")), ("200", r("Lead")), &["404", "409", "422"]),
+                "delete": {"summary": "Erase a lead with its events and history (right to erasure)", "description": "Roles: admin, manager.",
+                    "responses": {"204": {"description": "erased"}, "404": {"$ref": "#/components/responses/Error"}}}
+            },
+            "/leads/{id}/score": {
+                "parameters": [id_param("id"), query("as_of", "string", "RFC 3339 moment (default: now)")],
+                "get": op("The lead's score as of any moment", "admin, manager, rep (own)", None, ("200", r("Score")), &["404", "409", "422"])
+            },
+            "/leads/{id}/history": {
+                "parameters": [id_param("id")],
+                "get": op("Every change of the lead's score, band or MQL, with its cause", "admin, manager, rep (own)", None,
+                    ("200", json!({"type": "object", "properties": {"lead": {"type": "string"}, "history": {"type": "array", "items": r("HistoryEntry")}}})), &["404"])
+            },
+            "/leads/{id}/events": {
+                "parameters": [id_param("id")],
+                "get": op("The lead's events in ingest order", "admin, manager, rep (own)", None,
+                    ("200", json!({"type": "object", "properties": {"lead": {"type": "string"}, "events": {"type": "array", "items": r("Event")}}})), &["404"])
+            },
+            "/events": {
+                "post": op("Record one event (idempotent on `id`); 201 accepted, 200 duplicate", "admin, manager, ingest",
+                    json_body(r("Event")), ("201", r("EventResult")), &["400", "413", "422"])
+            },
+            "/events/batch": {
+                "post": op("Record up to 10,000 events; a status per event. A 2xx answer means accepted events are durably stored",
+                    "admin, manager, ingest", json_body(json!({"type": "array", "items": r("Event"), "maxItems": 10000})),
+                    ("200", r("BatchResult")), &["400", "413", "422"])
+            },
+            "/models": {
+                "post": op("Store a scoring model (TOML body); 422 with the file, line and rule when invalid", "admin",
+                    Some(json!({"application/toml": {"schema": {"type": "string"}}})), ("201", r("Model")), &["409", "413", "422"]),
+                "get": op("Stored models", "admin, manager", None, ("200", json!({"type": "object", "properties": {"models": {"type": "array", "items": r("Model")}}})), &[])
+            },
+            "/models/{name}": {
+                "parameters": [id_param("name")],
+                "get": op("A model, its TOML and its rescoring progress", "admin, manager", None, ("200", r("Model")), &["404"])
+            },
+            "/models/{name}/activate": {
+                "parameters": [id_param("name")],
+                "post": op("Make the model active now and rescore every lead in the background", "admin", None,
+                    ("202", json!({"type": "object"})), &["404"])
+            },
+            "/openapi.json": {
+                "get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3"}}}
+            }
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "responses": {"Error": {"description": "an error", "content": {"application/json": {"schema": r("Error")}}}},
+            "schemas": {
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"],
+                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": ["string", "null"]},
+                        "existing_id": {"type": "string"}}}}},
+                "LeadInput": {"type": "object", "additionalProperties": false, "properties": lead_props},
+                "Lead": {"type": "object", "properties": {"id": {"type": "string"}, "score": {"oneOf": [r("Score"), {"type": "null"}]},
+                    "created_at": {"type": "string"}, "updated_at": {"type": "string"}}, "additionalProperties": true},
+                "Score": {"type": "object", "required": ["score", "fit", "engagement", "band", "grade", "mql", "breakdown", "model", "as_of"],
+                    "properties": {"score": {"type": "number"}, "fit": {"type": "number"}, "engagement": {"type": "number"},
+                        "band": {"type": "string"}, "grade": {"type": "string", "enum": ["A", "B", "C", "D"]}, "mql": {"type": "boolean"},
+                        "breakdown": {"type": "array", "items": {"type": "object", "required": ["rule", "kind", "points"], "properties": {
+                            "rule": {"type": "string"}, "kind": {"type": "string", "enum": ["fit", "behavior"]}, "label": {"type": "string"},
+                            "points": {"type": "number"}, "events": {"type": "integer"}}}},
+                        "model": {"type": "string"}, "as_of": {"type": "string", "format": "date-time"}}},
+                "Event": {"type": "object", "required": ["id", "lead", "type", "occurred_at"], "additionalProperties": false,
+                    "properties": {"id": {"type": "string"}, "lead": {"type": "string"}, "type": {"type": "string"},
+                        "occurred_at": {"type": "string", "format": "date-time"},
+                        "properties": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}}}},
+                "EventResult": {"type": "object", "properties": {"id": {"type": "string"}, "status": {"type": "string", "enum": ["accepted", "duplicate"]}}},
+                "BatchResult": {"type": "object", "properties": {"accepted": {"type": "integer"}, "duplicate": {"type": "integer"},
+                    "rejected": {"type": "integer"}, "results": {"type": "array", "items": {"type": "object", "properties": {
+                        "id": {}, "status": {"type": "string", "enum": ["accepted", "duplicate", "rejected"]}, "reason": {"type": "string"}}}}}},
+                "HistoryEntry": {"type": "object", "properties": {"at": {"type": "string"}, "score": {"type": "number"}, "band": {"type": "string"},
+                    "mql": {"type": "boolean"}, "model": {"type": "string"}, "cause": {"type": "object", "properties": {
+                        "kind": {"type": "string", "enum": ["events", "model_activated", "created", "lead_edited", "time_passed"]}}}}},
+                "Model": {"type": "object", "properties": {"name": {"type": "string"}, "created_at": {"type": "string"}, "active": {"type": "boolean"},
+                    "activated_at": {"type": ["string", "null"]}, "toml": {"type": "string"},
+                    "rescore": {"type": ["object", "null"], "properties": {"done": {"type": "integer"}, "total": {"type": "integer"}, "finished": {"type": "boolean"}}}}},
+                "ImportReport": {"type": "object", "properties": {"created": {"type": "integer"}, "updated": {"type": "integer"},
+                    "rejected": {"type": "integer"}, "rows": {"type": "array", "items": {"type": "object", "properties": {
+                        "line": {"type": "integer"}, "status": {"type": "string"}, "id": {"type": "string"}, "reason": {"type": "string"}}}}}}
+            }
+        }
+    })
+}

@@ -1,0 +1,242 @@
+//! `/leads`: create, read, edit, erase, list; a lead's score as of any moment,
+//! its history and its events.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use leadscore_core::Timestamp;
+use leadscore_store::{Cursor, LeadOrder, LeadQuery, LeadRecord, LeadWrite, OnConflict};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::JsonBody;
+use crate::AppState;
+use crate::auth::{Principal, Role};
+use crate::error::{ApiError, ApiResult};
+use crate::wire;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpsertParam {
+    #[serde(default)]
+    pub upsert: bool,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    who: Principal,
+    params: Result<Query<UpsertParam>, axum::extract::rejection::QueryRejection>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    who.require(&[Role::Admin, Role::Manager, Role::Ingest], "create leads")?;
+    let Query(params) = params?;
+    let new = wire::new_lead(&body)?;
+    let mode = if params.upsert {
+        OnConflict::Update
+    } else {
+        OnConflict::Refuse
+    };
+    let outcome = state.store.write_leads(vec![new], mode, state.now()).await?;
+    let (status, id) = match outcome.into_iter().next() {
+        Some(LeadWrite::Created(id)) => (StatusCode::CREATED, id),
+        Some(LeadWrite::Updated(id)) => (StatusCode::OK, id),
+        Some(LeadWrite::Conflict { existing, by }) => {
+            return Err(ApiError::conflict(
+                "lead_exists",
+                format!(
+                    "a lead with this {} already exists: `{existing}` (add ?upsert=true to update it)",
+                    by.as_str()
+                ),
+            )
+            .with_field(by.as_str())
+            .with_existing(existing));
+        }
+        None => return Err(ApiError::bad_request("no lead was written")),
+    };
+    let record = state
+        .store
+        .get_lead(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("lead `{id}`")))?;
+    Ok((status, Json(wire::lead_json(&record))).into_response())
+}
+
+/// The lead, if the caller may see it (others' leads are "not found" to reps).
+async fn visible(state: &AppState, who: &Principal, id: &str) -> ApiResult<LeadRecord> {
+    who.require(&[Role::Admin, Role::Manager, Role::Rep], "read leads")?;
+    match state.store.get_lead(id).await? {
+        Some(l) if who.sees(&l) => Ok(l),
+        _ => Err(ApiError::not_found(format!("lead `{id}`"))),
+    }
+}
+
+pub async fn get_one(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let lead = visible(&state, &who, &id).await?;
+    Ok(Json(wire::lead_json(&lead)))
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<serde_json::Value>> {
+    visible(&state, &who, &id).await?;
+    let patch = wire::lead_patch(&body)?;
+    if patch.owner.is_some() && who.role == Role::Rep {
+        return Err(
+            ApiError::forbidden("reps may not reassign leads; a manager assigns owners").with_field("owner"),
+        );
+    }
+    let record = state
+        .store
+        .update_lead(&id, patch, state.now())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("lead `{id}`")))?;
+    Ok(Json(wire::lead_json(&record)))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    who.require(&[Role::Admin, Role::Manager], "erase leads")?;
+    if state.store.delete_lead(&id).await? {
+        tracing::info!(lead = %id, "lead erased with its events and history");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("lead `{id}`")))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    band: Option<String>,
+    grade: Option<String>,
+    mql: Option<bool>,
+    owner: Option<String>,
+    q: Option<String>,
+    sort: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    who: Principal,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    who.require(&[Role::Admin, Role::Manager, Role::Rep], "list leads")?;
+    let Query(p) = params?;
+    let order = match p.sort.as_deref() {
+        None | Some("score") => LeadOrder::Score,
+        Some("created") => LeadOrder::Created,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "sort",
+                format!("`sort` is `score` or `created`, not `{other}`"),
+            ));
+        }
+    };
+    let after = match p.cursor.as_deref() {
+        None => None,
+        Some(c) => Some(
+            Cursor::decode(c)
+                .ok_or_else(|| ApiError::invalid("cursor", "the cursor is not one this API gave"))?,
+        ),
+    };
+    let limit = p.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit", "`limit` is between 1 and 1000"));
+    }
+    let owner = if who.role == Role::Rep {
+        if p.owner.as_ref().is_some_and(|o| Some(o) != who.user.as_ref()) {
+            return Ok(Json(json!({"leads": [], "next_cursor": null})));
+        }
+        Some(who.user.clone().unwrap_or_default())
+    } else {
+        p.owner
+    };
+    let query = LeadQuery {
+        band: p.band,
+        grade: p.grade,
+        mql: p.mql,
+        owner,
+        text: p.q,
+        order,
+        limit,
+        after,
+    };
+    let (leads, next) = state.store.list_leads(&query).await?;
+    Ok(Json(json!({
+        "leads": leads.iter().map(wire::lead_json).collect::<Vec<_>>(),
+        "next_cursor": next.map(|c| c.encode()),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AsOf {
+    as_of: Option<String>,
+}
+
+pub async fn score_as_of(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    params: Result<Query<AsOf>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let Query(p) = params?;
+    let lead = visible(&state, &who, &id).await?;
+    let as_of = match p.as_of.as_deref() {
+        None => state.now(),
+        Some(s) => Timestamp::parse(s).map_err(|e| ApiError::invalid("as_of", e.to_string()))?,
+    };
+    let model = state.store.active_model().await?.ok_or_else(|| {
+        ApiError::conflict(
+            "no_active_model",
+            "no model is active: POST /api/v1/models, then activate it",
+        )
+    })?;
+    let events = state.store.lead_events(&id).await?;
+    let score = model.model.score(&lead.lead, &events, as_of);
+    Ok(Json(json!(leadscore_store::rescore::stored_score(
+        &model, &score, as_of
+    ))))
+}
+
+pub async fn history(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    visible(&state, &who, &id).await?;
+    Ok(Json(
+        json!({"lead": id, "history": state.store.history(&id).await?}),
+    ))
+}
+
+pub async fn events(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    visible(&state, &who, &id).await?;
+    let events = state.store.lead_events(&id).await?;
+    Ok(Json(json!({
+        "lead": id,
+        "events": events.iter().map(|e| json!({
+            "id": e.id,
+            "type": e.kind,
+            "occurred_at": e.occurred_at.to_string(),
+            "properties": e.properties,
+        })).collect::<Vec<_>>(),
+    })))
+}

@@ -1,0 +1,111 @@
+//! The routes: the API under `/api/v1`, and the operations endpoints.
+
+mod events;
+mod leads;
+mod models;
+mod transfer;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use serde_json::Value;
+use std::sync::atomic::Ordering;
+
+use crate::AppState;
+use crate::error::{ApiError, body_error};
+
+pub fn api() -> Router<AppState> {
+    Router::new()
+        .route("/openapi.json", get(openapi))
+        .route("/leads", post(leads::create).get(leads::list))
+        .route("/leads/import", post(transfer::import))
+        .route("/leads/export.csv", get(transfer::export))
+        .route(
+            "/leads/{id}",
+            get(leads::get_one).patch(leads::patch).delete(leads::delete),
+        )
+        .route("/leads/{id}/score", get(leads::score_as_of))
+        .route("/leads/{id}/history", get(leads::history))
+        .route("/leads/{id}/events", get(leads::events))
+        .route("/events", post(events::one))
+        .route("/events/batch", post(events::batch))
+        .route("/models", post(models::create).get(models::list))
+        .route("/models/{name}", get(models::get_one))
+        .route("/models/{name}/activate", post(models::activate))
+        .fallback(|| async { ApiError::not_found("this API path") })
+}
+
+pub fn ops() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+async fn openapi() -> impl IntoResponse {
+    axum::Json(crate::openapi::document())
+}
+
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    if !state.ready.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    match state.store.counts().await {
+        Ok(_) => (StatusCode::OK, "ready").into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response(),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+}
+
+/// A JSON body read whole (within the body limit) and parsed, with errors in
+/// the API's shape: where the JSON breaks, or that the body is too large.
+pub struct JsonBody(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| body_error(e.status(), e.body_text()))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::bad_request(
+                "the request body is empty; send a JSON document",
+            ));
+        }
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))
+    }
+}
+
+/// A text body (CSV, TOML) read whole within the body limit.
+pub struct TextBody(pub String);
+
+impl<S: Send + Sync> FromRequest<S> for TextBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| body_error(e.status(), e.body_text()))?;
+        String::from_utf8(bytes.to_vec()).map(TextBody).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the body is not UTF-8 text (byte {})",
+                e.utf8_error().valid_up_to()
+            ))
+        })
+    }
+}

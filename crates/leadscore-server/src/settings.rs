@@ -1,0 +1,105 @@
+//! Settings: defaults, then a TOML file, then `LEADSCORE_*` variables.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// The address to listen on.
+    pub listen: String,
+    /// `sqlite://PATH` (the embedded default) or `postgres://...`.
+    pub database_url: String,
+    /// The largest request body accepted, in bytes (larger: 413).
+    pub max_body_bytes: usize,
+    /// Log format: `text` or `json`.
+    pub log_format: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: "127.0.0.1:8080".into(),
+            database_url: leadscore_store::DEFAULT_DATABASE_URL.into(),
+            max_body_bytes: 16 * 1024 * 1024,
+            log_format: "text".into(),
+        }
+    }
+}
+
+/// The variables that override the file, and the setting each one sets.
+const ENV: [(&str, &str); 4] = [
+    ("LEADSCORE_LISTEN", "listen"),
+    ("LEADSCORE_DATABASE_URL", "database_url"),
+    ("LEADSCORE_MAX_BODY_BYTES", "max_body_bytes"),
+    ("LEADSCORE_LOG_FORMAT", "log_format"),
+];
+
+impl Settings {
+    /// Defaults, overridden by the file's values (if a file is given), then
+    /// by `LEADSCORE_*` variables from `env`.
+    pub fn load(
+        file: Option<(&str, &str)>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Settings, String> {
+        let mut s = match file {
+            Some((path, text)) => toml::from_str(text).map_err(|e| format!("{path}: {e}"))?,
+            None => Settings::default(),
+        };
+        for (var, key) in ENV {
+            let Some(v) = env(var) else { continue };
+            match key {
+                "listen" => s.listen = v,
+                "database_url" => s.database_url = v,
+                "max_body_bytes" => {
+                    s.max_body_bytes = v
+                        .parse()
+                        .map_err(|_| format!("{var}: `{v}` is not a number of bytes"))?
+                }
+                _ => s.log_format = v,
+            }
+        }
+        if !matches!(s.log_format.as_str(), "text" | "json") {
+            return Err(format!("log_format: `{}` is not `text` or `json`", s.log_format));
+        }
+        Ok(s)
+    }
+
+    /// The file `leadscore default-config` prints.
+    pub fn default_file() -> String {
+        let body = toml::to_string(&Settings::default()).expect("settings serialize");
+        format!(
+            "# leadscore settings. Precedence: these defaults, then this file \
+             (--config FILE), then LEADSCORE_* variables\n# (LEADSCORE_LISTEN, \
+             LEADSCORE_DATABASE_URL, LEADSCORE_MAX_BODY_BYTES, LEADSCORE_LOG_FORMAT), then flags.\n\n{body}"
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment() {
+        let file = "listen = \"0.0.0.0:9000\"\nlog_format = \"json\"\n";
+        let s = Settings::load(Some(("f.toml", file)), |v| {
+            (v == "LEADSCORE_LISTEN").then(|| "127.0.0.1:1".to_owned())
+        })
+        .unwrap();
+        assert_eq!(s.listen, "127.0.0.1:1");
+        assert_eq!(s.log_format, "json");
+        assert_eq!(s.database_url, "sqlite://leadscore.db");
+        let e = Settings::load(Some(("f.toml", "lisen = 1")), |_| None).unwrap_err();
+        assert!(e.contains("f.toml") && e.contains("lisen"), "{e}");
+        let printed = Settings::default_file();
+        let body: String = printed
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_eq!(
+            Settings::load(Some(("x", &body)), |_| None).unwrap(),
+            Settings::default()
+        );
+    }
+}
