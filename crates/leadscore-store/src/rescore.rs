@@ -77,6 +77,22 @@ pub fn stored_score(model: &ActiveModel, score: &Score, as_of: Timestamp) -> Sto
     }
 }
 
+/// Was a lead already scored by `model` as of `since` or later (by a write
+/// after a model's activation)? The rescoring of that activation, which
+/// scores as of the activation moment, must then leave it: rescoring it would
+/// set it back and drop the events that happened since.
+pub fn scored_since(
+    scored_by: Option<&str>,
+    scored_as_of: Option<&str>,
+    model: &str,
+    since: Timestamp,
+) -> bool {
+    scored_by == Some(model)
+        && scored_as_of
+            .and_then(|t| Timestamp::parse(t).ok())
+            .is_some_and(|t| t >= since)
+}
+
 /// Does the new score differ from the old one in what the history records
 /// (the score, the band or MQL)?
 pub fn worth_recording(old: Option<(f64, &str, bool)>, new: &StoredScore) -> bool {

@@ -46,9 +46,15 @@ async fn fresh_schema(base: &str) -> String {
             .as_nanos()
     );
     // Schemas of earlier runs (over an hour old) go; this run's stay until the next.
-    let now_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     let old = client
-        .query("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'ct\\_%'", &[])
+        .query(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'ct\\_%'",
+            &[],
+        )
         .await
         .unwrap();
     for row in old {
@@ -56,11 +62,16 @@ async fn fresh_schema(base: &str) -> String {
         let made: u128 = schema[3..].parse().unwrap_or(u128::MAX);
         if made < now_ns.saturating_sub(3_600_000_000_000) {
             let _ = client
-                .batch_execute(&format!("SET lock_timeout = '2s'; DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .batch_execute(&format!(
+                    "SET lock_timeout = '2s'; DROP SCHEMA IF EXISTS {schema} CASCADE"
+                ))
                 .await;
         }
     }
-    client.batch_execute(&format!("CREATE SCHEMA {name}")).await.unwrap();
+    client
+        .batch_execute(&format!("CREATE SCHEMA {name}"))
+        .await
+        .unwrap();
     let sep = if base.contains('?') { '&' } else { '?' };
     format!("{base}{sep}options=-c%20search_path%3D{name}")
 }

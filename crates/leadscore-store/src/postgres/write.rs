@@ -9,7 +9,7 @@ use tokio_postgres::types::ToSql;
 use super::{Fail, LEAD_SELECT, MODEL_LOCK, PgStore, RowState, TxResult, lead_from_row, stamp};
 use crate::leads::{Target, apply_patch, attributes_json, merge_new, rank, search_text};
 use crate::records::*;
-use crate::rescore::{ActiveModel, EventRow, properties_json, stored_score, worth_recording};
+use crate::rescore::{ActiveModel, EventRow, properties_json, scored_since, stored_score, worth_recording};
 use crate::{LEAD_COLUMNS, StoreError, email_key, new_lead_id};
 
 /// Leads rescored per transaction while a model is activated, so ingest
@@ -647,6 +647,15 @@ impl PgStore {
         let mut items = Vec::with_capacity(rows.len());
         for row in &rows {
             let (record, state) = lead_from_row(row)?;
+            let score = record.score.as_ref();
+            if scored_since(
+                score.map(|s| s.model.as_str()),
+                score.map(|s| s.as_of.as_str()),
+                &model.name,
+                now,
+            ) {
+                continue;
+            }
             items.push(Rescore {
                 id: record.id().to_owned(),
                 state,
@@ -658,11 +667,12 @@ impl PgStore {
             });
         }
         let settled = self.rescore(&tx, &items, Some(&model), now).await?;
-        let n = items.len() as u64;
+        let n = rows.len() as u64;
         record_rescore(&tx, done + n, total.max(done + n), false).await?;
-        let last = (items.len() == limit)
-            .then(|| items.last().map(|it| it.id.clone()))
-            .flatten();
+        let last = match rows.last() {
+            Some(row) if rows.len() == limit => Some(row.try_get::<_, String>(0)?),
+            _ => None,
+        };
         tx.commit().await?;
         self.settle(settled);
         Ok((n, last))

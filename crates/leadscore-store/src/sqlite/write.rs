@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, params};
 use super::{LEAD_SELECT, Writer, lead_from_row};
 use crate::leads::{Target, apply_patch, attributes_json, merge_new, rank, search_text};
 use crate::records::*;
-use crate::rescore::{EventRow, properties_json, stored_score, worth_recording};
+use crate::rescore::{EventRow, properties_json, scored_since, stored_score, worth_recording};
 use crate::{LEAD_COLUMNS, Result, StoreError, email_key, new_lead_id};
 
 /// Leads rescored per writer transaction while a model is activated, so
@@ -406,11 +406,7 @@ impl Writer {
             // Scored by this model as of the activation or later (a write after
             // the activation): already current; rescoring as of `now` would set
             // it back and drop events that happened since.
-            let newer = scored_by.as_deref() == Some(model.name.as_str())
-                && scored_as_of
-                    .as_deref()
-                    .and_then(|t| Timestamp::parse(t).ok())
-                    .is_some_and(|t| t >= now);
+            let newer = scored_since(scored_by.as_deref(), scored_as_of.as_deref(), &model.name, now);
             if newer {
                 continue;
             }
