@@ -178,7 +178,7 @@ def main():
                 results["single_non_2xx"] = int(non2xx.group(1)) if non2xx else 0
 
         # 4. activation of a second model
-        model2 = re.sub(r'^name\s*=\s*"[^"]+"', 'name = "bench-second"', model, flags=re.M)
+        model2 = re.sub(r'^name\s*=\s*"[^"]+"', 'name = "bench-second"', model, count=1, flags=re.M)
         model2 = model2.replace("points = 15", "points = 16", 1)
         api.call("POST", "/api/v1/models", model2.encode(), "application/toml")
         t = time.time()

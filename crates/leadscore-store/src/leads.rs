@@ -115,6 +115,19 @@ pub fn attributes_json(lead: &Lead) -> Option<String> {
     (!map.is_empty()).then(|| serde_json::Value::Object(map).to_string())
 }
 
+/// A lead from its stored columns: the standard fields in `StdField::ALL`
+/// order, and the attributes' JSON.
+pub fn lead_from_columns(values: [Option<String>; 15], attributes: Option<&str>) -> Lead {
+    let mut lead = Lead::default();
+    for (f, v) in StdField::ALL.into_iter().zip(values) {
+        if let Some(v) = v {
+            lead.set(f, v);
+        }
+    }
+    set_attributes_json(&mut lead, attributes);
+    lead
+}
+
 /// Sets a lead's attributes from their stored JSON form.
 pub fn set_attributes_json(lead: &mut Lead, json: Option<&str>) {
     let Some(json) = json else { return };

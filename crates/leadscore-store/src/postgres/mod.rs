@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
-use leadscore_core::{Event, Lead, StdField, Timestamp};
+use leadscore_core::{Event, Timestamp};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
@@ -142,13 +142,11 @@ pub(crate) fn stamp(incarnation: i64, version: i64) -> i64 {
 
 /// Reads a row selected with [`LEAD_SELECT`].
 pub(crate) fn lead_from_row(r: &Row) -> std::result::Result<(LeadRecord, RowState), tokio_postgres::Error> {
-    let mut lead = Lead::default();
-    for (i, f) in StdField::ALL.into_iter().enumerate() {
-        if let Some(v) = r.try_get::<_, Option<String>>(i)? {
-            lead.set(f, v);
-        }
+    let mut values: [Option<String>; 15] = Default::default();
+    for (i, v) in values.iter_mut().enumerate() {
+        *v = r.try_get(i)?;
     }
-    crate::leads::set_attributes_json(&mut lead, r.try_get::<_, Option<String>>(15)?.as_deref());
+    let lead = crate::leads::lead_from_columns(values, r.try_get::<_, Option<String>>(15)?.as_deref());
     let score: Option<String> = r.try_get(20)?;
     let version: i64 = r.try_get(19)?;
     let state = RowState {

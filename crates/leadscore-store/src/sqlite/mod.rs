@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use async_trait::async_trait;
-use leadscore_core::{Event, Lead, StdField, Timestamp};
+use leadscore_core::{Event, Timestamp};
 use rusqlite::{Connection, OpenFlags, Row};
 
 use crate::records::*;
@@ -54,14 +54,21 @@ pub(crate) struct Writer {
     pub active: Option<ActiveModel>,
 }
 
-fn open_conn(path: &Path, flags: OpenFlags) -> Result<Connection> {
+/// Page cache of the writer and of each reader, in KiB: the writer touches
+/// leads and index pages all over the file, the readers mostly a page or two.
+const WRITER_CACHE_KIB: i64 = 262_144;
+const READER_CACHE_KIB: i64 = 16_384;
+
+fn open_conn(path: &Path, flags: OpenFlags, cache_kib: i64) -> Result<Connection> {
     let conn = Connection::open_with_flags(path, flags)
         .map_err(|e| StoreError::Database(format!("cannot open {}: {e}", path.display())))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    conn.execute_batch(
-        "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA cache_size = -65536; \
-         PRAGMA temp_store = MEMORY;",
-    )?;
+    // Checkpoints copy the WAL back into the file: fewer, larger ones cost
+    // less than one after every few commits.
+    conn.execute_batch(&format!(
+        "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA cache_size = -{cache_kib}; \
+         PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 16384;"
+    ))?;
     Ok(conn)
 }
 
@@ -77,6 +84,7 @@ impl SqliteStore {
             OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_CREATE
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            WRITER_CACHE_KIB,
         )?;
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
@@ -99,6 +107,7 @@ impl SqliteStore {
             readers.push(Mutex::new(open_conn(
                 path,
                 OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                READER_CACHE_KIB,
             )?));
         }
         let mut writer = Writer {
@@ -236,13 +245,11 @@ impl Writer {
 }
 
 pub(crate) fn lead_from_row(r: &Row) -> rusqlite::Result<LeadRecord> {
-    let mut lead = Lead::default();
-    for (i, f) in StdField::ALL.into_iter().enumerate() {
-        if let Some(v) = r.get::<_, Option<String>>(i)? {
-            lead.set(f, v);
-        }
+    let mut values: [Option<String>; 15] = Default::default();
+    for (i, v) in values.iter_mut().enumerate() {
+        *v = r.get(i)?;
     }
-    crate::leads::set_attributes_json(&mut lead, r.get::<_, Option<String>>(15)?.as_deref());
+    let lead = crate::leads::lead_from_columns(values, r.get::<_, Option<String>>(15)?.as_deref());
     let score: Option<String> = r.get(20)?;
     Ok(LeadRecord {
         lead,

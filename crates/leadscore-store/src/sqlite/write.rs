@@ -267,17 +267,7 @@ impl Writer {
             "INSERT INTO leads ({cols}, attributes, email_key, owner, search, created_at, updated_at, version, rank) \
              VALUES ({marks}, ?16, ?17, ?18, ?19, ?20, ?20, 0, ?21)"
         ))?;
-        let mut values: Vec<rusqlite::types::Value> = StdField::ALL
-            .into_iter()
-            .map(|f| {
-                lead.get(f)
-                    .map_or(rusqlite::types::Value::Null, |v| v.to_owned().into())
-            })
-            .collect();
-        values.push(attributes_json(lead).into());
-        values.push(key.map(str::to_owned).into());
-        values.push(owner.map(str::to_owned).into());
-        values.push(search_text(lead).into());
+        let mut values = lead_values(lead, key, owner);
         values.push(now.as_micros().into());
         values.push(rank(None).into());
         stmt.execute(rusqlite::params_from_iter(values))?;
@@ -318,17 +308,7 @@ impl Writer {
             .map(|(i, c)| format!("{c} = ?{}", i + 1))
             .collect::<Vec<_>>()
             .join(", ");
-        let mut values: Vec<rusqlite::types::Value> = StdField::ALL
-            .into_iter()
-            .map(|f| {
-                lead.get(f)
-                    .map_or(rusqlite::types::Value::Null, |v| v.to_owned().into())
-            })
-            .collect();
-        values.push(attributes_json(&lead).into());
-        values.push(key.into());
-        values.push(owner.into());
-        values.push(search_text(&lead).into());
+        let mut values = lead_values(&lead, key.as_deref(), owner.as_deref());
         values.push(now.as_micros().into());
         self.conn
             .prepare_cached(&format!(
@@ -437,3 +417,20 @@ impl Writer {
 }
 
 type RowStateRaw = (i64, bool, f64, Option<String>, Option<bool>);
+
+/// A lead's stored values in the order of the statements above: the standard
+/// columns, then attributes, e-mail key, owner and search text (`?1`..`?19`).
+fn lead_values(lead: &Lead, key: Option<&str>, owner: Option<&str>) -> Vec<rusqlite::types::Value> {
+    let mut values: Vec<rusqlite::types::Value> = StdField::ALL
+        .into_iter()
+        .map(|f| {
+            lead.get(f)
+                .map_or(rusqlite::types::Value::Null, |v| v.to_owned().into())
+        })
+        .collect();
+    values.push(attributes_json(lead).into());
+    values.push(key.map(str::to_owned).into());
+    values.push(owner.map(str::to_owned).into());
+    values.push(search_text(lead).into());
+    values
+}
