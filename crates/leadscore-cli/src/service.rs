@@ -110,6 +110,7 @@ pub fn serve(db: &DbArgs, listen: Option<&str>, demo: bool) -> Result<()> {
                 .await?;
             demo_token = Some(secret);
         }
+        leadscore_server::resume_rescore(&state).await?;
         tracing::info!(
             address = %addr,
             database = %leadscore_store::redact_url(&s.database_url),
@@ -169,8 +170,15 @@ pub fn import_file(db: &DbArgs, file: &Path, upsert: bool) -> Result<()> {
     );
     runtime()?.block_on(async move {
         let store = open(&s).await?;
-        let report =
-            import::import(&store, rows, upsert, crate::now(), &|done| bar.set_position(done)).await?;
+        let report = import::import(
+            &store,
+            rows,
+            upsert,
+            crate::now(),
+            import::IMPORT_CHUNK,
+            &|done| bar.set_position(done),
+        )
+        .await?;
         bar.finish_and_clear();
         let shown: Vec<_> = report
             .rows

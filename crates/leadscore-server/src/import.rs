@@ -156,16 +156,18 @@ pub struct ImportReport {
     pub rows: Vec<RowReport>,
 }
 
-/// Rows written per store call: big enough for speed, small enough that one
-/// import does not hold the writer for long.
+/// Rows written per store call by the command line import: big enough for
+/// speed, small enough to show progress and not hold the writer for long.
 pub const IMPORT_CHUNK: usize = 1000;
 
-/// Writes the rows to the store in chunks, calling `progress` with the rows done.
+/// Writes the rows to the store, `per_transaction` rows a transaction (`usize::MAX`:
+/// all or nothing, as the API does), calling `progress` with the rows done.
 pub async fn import(
     store: &Arc<dyn Store>,
     rows: Vec<Row>,
     upsert: bool,
     now: leadscore_core::Timestamp,
+    per_transaction: usize,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<ImportReport, leadscore_store::StoreError> {
     let mode = if upsert {
@@ -175,7 +177,7 @@ pub async fn import(
     };
     let mut report = ImportReport::default();
     let mut done = 0u64;
-    for chunk in rows.chunks(IMPORT_CHUNK) {
+    for chunk in rows.chunks(per_transaction.max(1)) {
         let mut leads = Vec::new();
         let mut lines = Vec::new();
         for row in chunk {

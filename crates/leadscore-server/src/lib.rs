@@ -22,6 +22,7 @@ use leadscore_core::Timestamp;
 use leadscore_store::Store;
 use tokio::net::TcpListener;
 
+pub use routes::resume_rescore;
 pub use settings::Settings;
 
 /// The service's clock: real time, or a test's.
@@ -47,6 +48,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// False while shutting down (`/readyz` says so).
     pub ready: Arc<AtomicBool>,
+    /// The background rescoring of the latest model activation, if running.
+    pub rescoring: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -66,6 +69,7 @@ impl AppState {
             tokens: Arc::default(),
             settings: Arc::new(settings),
             ready: Arc::new(AtomicBool::new(true)),
+            rescoring: Arc::default(),
         }
     }
 

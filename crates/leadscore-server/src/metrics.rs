@@ -111,7 +111,11 @@ impl Metrics {
 /// the raw path, which may hold ids).
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = req.method().as_str().to_owned();
+    // Standard methods only: made-up ones would each add a series for good.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => m.to_owned(),
+        _ => "other".to_owned(),
+    };
     let route = req
         .extensions()
         .get::<MatchedPath>()

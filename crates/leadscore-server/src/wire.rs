@@ -31,6 +31,7 @@ fn field_value(field: StdField, v: &Value) -> Result<Option<String>, ApiError> {
     if text.is_empty() {
         return Ok(None);
     }
+    no_control(name, &text)?;
     if NUMERIC.contains(&field) && leadscore_core::fit::parse_number(&text).is_none() {
         return Err(ApiError::invalid(name, format!("`{name}` must be a number")));
     }
@@ -46,10 +47,28 @@ fn field_value(field: StdField, v: &Value) -> Result<Option<String>, ApiError> {
     Ok(Some(text))
 }
 
+/// Control characters (NUL above all, which PostgreSQL cannot store) are
+/// refused in every text a lead or event carries; tabs and line ends are fine.
+fn no_control(field: &str, text: &str) -> Result<(), ApiError> {
+    match text
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        Some(c) => Err(ApiError::invalid(
+            field,
+            format!("`{field}` holds the control character U+{:04X}", u32::from(c)),
+        )),
+        None => Ok(()),
+    }
+}
+
 fn attribute_value(name: &str, v: &Value) -> Result<Option<String>, ApiError> {
     match v {
         Value::Null => Ok(None),
-        Value::String(s) => Ok(Some(s.clone())),
+        Value::String(s) => {
+            no_control(&format!("attributes.{name}"), s)?;
+            Ok(Some(s.clone()))
+        }
         Value::Number(n) => Ok(Some(n.to_string())),
         Value::Bool(b) => Ok(Some(b.to_string())),
         _ => Err(ApiError::invalid(
@@ -73,7 +92,10 @@ fn owner_value(v: &Value) -> Result<Option<String>, ApiError> {
     match v {
         Value::Null => Ok(None),
         Value::String(s) if s.trim().is_empty() => Ok(None),
-        Value::String(s) => Ok(Some(s.trim().to_owned())),
+        Value::String(s) => {
+            no_control("owner", s)?;
+            Ok(Some(s.trim().to_owned()))
+        }
         _ => Err(ApiError::invalid(
             "owner",
             "`owner` must be a user name (a string) or null",
@@ -200,6 +222,7 @@ pub fn event(v: &Value) -> Result<Event, ApiError> {
     let text = |key: &str| -> Result<String, ApiError> {
         match map.get(key) {
             Some(Value::String(s)) if !s.trim().is_empty() => {
+                no_control(key, s)?;
                 if s.len() > 200 {
                     Err(ApiError::invalid(
                         key,
@@ -290,6 +313,16 @@ mod tests {
             Some("attributes.x")
         );
         assert!(new_lead(&json!([1])).is_err());
+        assert_eq!(
+            err_field(new_lead(&json!({"first_name": "a\0b"}))).as_deref(),
+            Some("first_name")
+        );
+        assert_eq!(
+            err_field(new_lead(&json!({"owner": "m\0"}))).as_deref(),
+            Some("owner")
+        );
+        let nul_id = json!({"id": "e\0", "lead": "L1", "type": "x", "occurred_at": "2026-10-01T00:00:00Z"});
+        assert_eq!(err_field(event(&nul_id)).as_deref(), Some("id"));
     }
 
     #[test]

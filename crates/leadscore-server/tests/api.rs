@@ -237,9 +237,28 @@ async fn auth_matrix() {
             assert_error(&call(method, path, &mai, body).await, 403, "forbidden", None);
         }
 
-        // Ingest posts leads and events and reads nothing.
+        // Ingest posts leads and events and reads nothing: not even the lead
+        // it wrote, nor one an upsert names; and it assigns no owners.
         let (s, v) = call(Method::POST, "/leads", &ingest, Some(spec_lead("I1"))).await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
+        assert_eq!(v, json!({"id": "I1", "status": "created"}));
+        let (s, v) = call(
+            Method::POST,
+            "/leads?upsert=true",
+            &ingest,
+            Some(json!({"id": "T1"})),
+        )
+        .await;
+        assert_eq!((s, v), (StatusCode::OK, json!({"id": "T1", "status": "updated"})));
+        let grab = call(
+            Method::POST,
+            "/leads?upsert=true",
+            &ingest,
+            Some(json!({"id": "T1", "owner": "eve"})),
+        )
+        .await;
+        assert_error(&grab, 403, "forbidden", Some("owner"));
+        assert_eq!(srv.get("/leads/T1").await.1["owner"], json!("tuan"));
         let (s, v) = call(
             Method::POST,
             "/events",
@@ -1585,5 +1604,34 @@ async fn rescoring_does_not_set_back_newer_scores() {
         );
         assert_eq!(after["score"], before["score"]);
         srv.stop().await.unwrap();
+    }
+}
+
+/// An activation whose rescoring was cut off (a stop, a failure) is finished
+/// at the next start, and a finished one is left alone.
+#[tokio::test]
+async fn an_interrupted_rescoring_resumes_at_start() {
+    for srv in servers().await {
+        for i in 0..5 {
+            assert_eq!(
+                srv.post("/leads", spec_lead(&format!("R{i}"))).await.0,
+                StatusCode::CREATED
+            );
+        }
+        // Activated through the store alone: no rescoring ran, as after a crash.
+        srv.store.put_model("b2b-default", SPEC_MODEL, t()).await.unwrap();
+        srv.store.activate_model("b2b-default", t()).await.unwrap();
+        assert!(
+            srv.all_leads().await.iter().all(|l| l["score"].is_null()),
+            "{}",
+            srv.backend
+        );
+        assert!(leadscore_server::resume_rescore(&srv.state).await.unwrap());
+        let m = srv.wait_rescored("b2b-default").await;
+        assert_eq!(m["rescore"]["done"], json!(5), "{}", srv.backend);
+        for l in srv.all_leads().await {
+            assert_eq!(l["score"]["score"], json!(23.0), "{}: {l}", srv.backend);
+        }
+        assert!(!leadscore_server::resume_rescore(&srv.state).await.unwrap());
     }
 }

@@ -173,11 +173,16 @@ pub struct CachedLead {
     fit: Option<(String, FitOutcome)>,
 }
 
+/// At most this many events are cached (about 24 bytes each, plus the leads).
+pub const MAX_CACHED_EVENTS: usize = 20_000_000;
+
 /// Touched leads, kept for rescoring (see the module docs).
 #[derive(Debug, Default)]
 pub struct LeadCache {
     leads: HashMap<String, CachedLead>,
     interner: Interner,
+    /// Events held, for the memory bound.
+    events: usize,
 }
 
 /// One stored event as an adapter reads it back.
@@ -197,7 +202,8 @@ impl LeadCache {
 
     /// Replaces the entry for a lead with data read from the database.
     pub fn load<'a>(&mut self, lead: Lead, version: i64, events: impl IntoIterator<Item = EventRow<'a>>) {
-        let events = events.into_iter().map(|e| self.compact(e)).collect();
+        let events: Vec<CompactEvent> = events.into_iter().map(|e| self.compact(e)).collect();
+        self.events += events.len();
         let id = lead.id().to_owned();
         self.leads.insert(
             id,
@@ -224,6 +230,7 @@ impl LeadCache {
         let compact = self.compact(e);
         if let Some(c) = self.leads.get_mut(id) {
             c.events.push(compact);
+            self.events += 1;
         }
     }
 
@@ -249,6 +256,17 @@ impl LeadCache {
     /// Forgets everything (after a failed transaction).
     pub fn clear(&mut self) {
         self.leads.clear();
+        self.interner = Interner::default();
+        self.events = 0;
+    }
+
+    /// Keeps memory bounded: past [`MAX_CACHED_EVENTS`] the cache starts
+    /// again empty (entries reload from the database as leads are touched).
+    /// Call it only between writes, never while a write holds entries.
+    pub fn trim(&mut self) {
+        if self.events > MAX_CACHED_EVENTS {
+            self.clear();
+        }
     }
 
     pub fn contains(&self, id: &str) -> bool {

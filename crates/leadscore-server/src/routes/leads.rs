@@ -32,6 +32,12 @@ pub async fn create(
     who.require(&[Role::Admin, Role::Manager, Role::Ingest], "create leads")?;
     let Query(params) = params?;
     let new = wire::new_lead(&body)?;
+    if who.role == Role::Ingest && new.owner.is_some() {
+        return Err(
+            ApiError::forbidden("an `ingest` token may not assign owners; a manager assigns leads")
+                .with_field("owner"),
+        );
+    }
     let mode = if params.upsert {
         OnConflict::Update
     } else {
@@ -54,6 +60,15 @@ pub async fn create(
         }
         None => return Err(ApiError::bad_request("no lead was written")),
     };
+    if who.role == Role::Ingest {
+        // Ingest tokens write, they do not read: the stored lead is not shown.
+        let word = if status == StatusCode::CREATED {
+            "created"
+        } else {
+            "updated"
+        };
+        return Ok((status, Json(json!({"id": id, "status": word}))).into_response());
+    }
     let record = state
         .store
         .get_lead(&id)
@@ -65,6 +80,9 @@ pub async fn create(
 /// The lead, if the caller may see it (others' leads are "not found" to reps).
 async fn visible(state: &AppState, who: &Principal, id: &str) -> ApiResult<LeadRecord> {
     who.require(&[Role::Admin, Role::Manager, Role::Rep], "read leads")?;
+    if id.contains('\0') {
+        return Err(ApiError::not_found("that lead"));
+    }
     match state.store.get_lead(id).await? {
         Some(l) if who.sees(&l) => Ok(l),
         _ => Err(ApiError::not_found(format!("lead `{id}`"))),
@@ -135,6 +153,16 @@ pub async fn list(
 ) -> ApiResult<Json<serde_json::Value>> {
     who.require(&[Role::Admin, Role::Manager, Role::Rep], "list leads")?;
     let Query(p) = params?;
+    for (name, v) in [
+        ("band", &p.band),
+        ("grade", &p.grade),
+        ("owner", &p.owner),
+        ("q", &p.q),
+    ] {
+        if v.as_deref().is_some_and(|v| v.contains('\0')) {
+            return Err(ApiError::invalid(name, format!("`{name}` holds a NUL character")));
+        }
+    }
     let order = match p.sort.as_deref() {
         None | Some("score") => LeadOrder::Score,
         Some("created") => LeadOrder::Created,

@@ -5,6 +5,8 @@ mod leads;
 mod models;
 mod transfer;
 
+pub use models::resume_rescore;
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
@@ -101,6 +103,11 @@ impl<S: Send + Sync> FromRequest<S> for TextBody {
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|e| body_error(e.status(), e.body_text()))?;
+        if let Some(at) = bytes.iter().position(|b| *b == 0) {
+            return Err(ApiError::bad_request(format!(
+                "the body holds a NUL byte (byte {at}); send text"
+            )));
+        }
         String::from_utf8(bytes.to_vec()).map(TextBody).map_err(|e| {
             ApiError::bad_request(format!(
                 "the body is not UTF-8 text (byte {})",

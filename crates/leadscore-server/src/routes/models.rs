@@ -92,12 +92,18 @@ pub async fn activate(
     ))
 }
 
-/// Rescores every lead in the background, reporting progress to the metrics.
+/// Rescores every lead in the background, reporting progress to the
+/// metrics. A rescoring still running for an earlier activation is stopped
+/// first (between two chunks, each its own transaction).
 pub fn start_rescore(state: &AppState, now: leadscore_core::Timestamp) {
     let store = state.store.clone();
     let metrics = state.metrics.clone();
     metrics.rescore_done.set(0);
-    tokio::spawn(async move {
+    let mut running = state.rescoring.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(previous) = running.take() {
+        previous.abort();
+    }
+    *running = Some(tokio::spawn(async move {
         let m = metrics.clone();
         let progress = Arc::new(move |done: u64, total: u64| {
             m.rescore_done.set(done as i64);
@@ -110,7 +116,29 @@ pub fn start_rescore(state: &AppState, now: leadscore_core::Timestamp) {
                 seconds = started.elapsed().as_secs_f64(),
                 "rescoring finished"
             ),
-            Err(e) => tracing::error!(error = %e, "rescoring failed"),
+            Err(e) => tracing::error!(error = %e, "rescoring failed; it resumes at the next start"),
         }
-    });
+    }));
+}
+
+/// At start: finishes the rescoring of the active model's activation if a
+/// stop (or a failure) interrupted it.
+pub async fn resume_rescore(state: &AppState) -> Result<bool, leadscore_store::StoreError> {
+    let Some(active) = state.store.active_model().await? else {
+        return Ok(false);
+    };
+    let Some(record) = state.store.get_model(&active.name).await? else {
+        return Ok(false);
+    };
+    if record.rescore.as_ref().is_some_and(|r| r.finished) {
+        return Ok(false);
+    }
+    let since = record
+        .activated_at
+        .as_deref()
+        .and_then(|t| leadscore_core::Timestamp::parse(t).ok())
+        .unwrap_or_else(|| state.now());
+    tracing::info!(model = %record.name, "resuming the rescoring of the last activation");
+    start_rescore(state, since);
+    Ok(true)
 }

@@ -147,6 +147,8 @@ impl PgStore {
             }
             return Ok(Vec::new());
         };
+        // Safe at any moment here: the loop below reads again what a clear took.
+        self.cache().trim();
         let mark = self.next_mark();
         let mut scores: Vec<Option<StoredScore>> = vec![None; items.len()];
         let mut pending: Vec<usize> = (0..items.len()).collect();

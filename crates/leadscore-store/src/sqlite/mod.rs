@@ -187,6 +187,9 @@ fn writer_loop(mut w: Writer, rx: mpsc::Receiver<Job>) {
         let mut replies = vec![first(Some(&mut w))];
         while replies.len() < GROUP {
             match rx.try_recv() {
+                // SQLite may have rolled the whole transaction back itself (a
+                // full disk, an I/O error): the rest must not run outside it.
+                Ok(job) if w.conn.is_autocommit() => replies.push(job(None)),
                 Ok(job) => replies.push(job(Some(&mut w))),
                 Err(_) => break,
             }
@@ -206,7 +209,16 @@ fn writer_loop(mut w: Writer, rx: mpsc::Receiver<Job>) {
 impl Writer {
     fn in_savepoint<T>(&mut self, f: impl FnOnce(&mut Writer) -> Result<T>) -> Result<T> {
         self.conn.execute_batch("SAVEPOINT job")?;
-        match f(self) {
+        self.cache.trim();
+        // A panic inside one request must not take the writer thread (and so
+        // every later write) down with it: it fails that request alone.
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self))).unwrap_or_else(|_| {
+                Err(StoreError::Database(
+                    "an internal error stopped this write; nothing was changed".into(),
+                ))
+            });
+        match outcome {
             Ok(v) => {
                 self.conn.execute_batch("RELEASE job")?;
                 Ok(v)
