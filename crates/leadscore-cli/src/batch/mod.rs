@@ -109,6 +109,7 @@ pub fn score_files(model: &ScoringModel, inputs: &Inputs) -> Result<Scored> {
         *slot += 1;
     }
 
+    timer.mark("hits grouped by lead");
     let mut slices: Vec<&mut [Hit]> = Vec::with_capacity(n);
     let mut rest: &mut [Hit] = &mut grouped;
     for i in 0..n {
@@ -116,26 +117,35 @@ pub fn score_files(model: &ScoringModel, inputs: &Inputs) -> Result<Scored> {
         slices.push(head);
         rest = tail;
     }
-    let mut ranked: Vec<(u32, Score)> = slices
+    let scores: Vec<Score> = slices
         .into_par_iter()
         .enumerate()
-        .map(|(i, lead_hits)| {
-            (
-                i as u32,
-                model.score_hits(&table.fits[i], lead_hits, inputs.as_of),
-            )
-        })
+        .map(|(i, lead_hits)| model.score_hits(&table.fits[i], lead_hits, inputs.as_of))
         .collect();
     timer.mark("scored");
-    // Best score first, then lead id: sort on the score alone (cheap
-    // comparisons), then order each run of equal scores by id.
-    ranked.par_sort_unstable_by(|(_, sa), (_, sb)| sb.score.total_cmp(&sa.score));
+    // Best score first, then lead id. Small keys are sorted rather than the
+    // scores themselves (cheap moves), and the ids' first eight bytes settle
+    // almost every tie without reading the ids. Equal scores compare equal
+    // as with `==` (so 0 and -0 tie and go by id).
     let ids = &table.ids;
-    let mut runs: Vec<&mut [(u32, Score)]> =
-        ranked.chunk_by_mut(|(_, a), (_, b)| a.score == b.score).collect();
-    runs.par_iter_mut()
-        .filter(|r| r.len() > 1)
-        .for_each(|run| run.sort_unstable_by(|(a, _), (b, _)| ids.get(*a).cmp(ids.get(*b))));
+    let mut order: Vec<(f64, u64, u32)> = scores
+        .par_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let score = if s.score == 0.0 { 0.0 } else { s.score };
+            (score, id_prefix(ids.get(i as u32)), i as u32)
+        })
+        .collect();
+    order.par_sort_unstable_by(|a, b| {
+        (b.0.total_cmp(&a.0))
+            .then(a.1.cmp(&b.1))
+            .then_with(|| ids.get(a.2).cmp(ids.get(b.2)))
+    });
+    let mut scores: Vec<Option<Score>> = scores.into_iter().map(Some).collect();
+    let ranked: Vec<(u32, Score)> = order
+        .into_iter()
+        .map(|(_, _, i)| (i, scores[i as usize].take().expect("each lead once")))
+        .collect();
     timer.mark("sorted");
     Ok(Scored {
         ids: table.ids,
@@ -146,6 +156,16 @@ pub fn score_files(model: &ScoringModel, inputs: &Inputs) -> Result<Scored> {
 }
 
 type LeadsResult = Result<(leads_csv::LeadTable, BadRows)>;
+
+/// The first eight bytes of an id as a number that orders as the text does
+/// (zero-padded: an id that ends sooner sorts first, as it does as text, or
+/// ties and is settled by the full comparison).
+fn id_prefix(id: &str) -> u64 {
+    let mut b = [0u8; 8];
+    let n = id.len().min(8);
+    b[..n].copy_from_slice(&id.as_bytes()[..n]);
+    u64::from_be_bytes(b)
+}
 
 /// The leads loading on a scoped thread, seen by the events reader.
 struct Loading<'scope> {
