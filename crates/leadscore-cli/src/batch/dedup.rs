@@ -36,10 +36,6 @@ impl Default for Dedup {
 }
 
 impl Dedup {
-    pub fn is_empty(&self) -> bool {
-        self.parts.iter().all(Vec::is_empty)
-    }
-
     /// Makes room for about `ids` ids in all, so the partitions do not regrow.
     pub fn reserve(&mut self, ids: u64) {
         let each = (ids >> PART_BITS) as usize * 33 / 32 + 16;

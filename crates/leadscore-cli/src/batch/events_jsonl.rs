@@ -106,27 +106,42 @@ pub fn read_events<R: Read + Send + 'static>(
         next_line: 1,
     };
     let mut pending: Vec<Piece> = Vec::new();
+    // Matched pieces of the previous chunk, collected while the next one parses.
+    let mut waiting: Option<Vec<Resolved>> = None;
+    let mut reserved = false;
     for chunk in rx {
         let chunk = chunk.with_context(|| format!("{file}: cannot read"))?;
-        if out.dedup.is_empty()
-            && let Some(size) = size_hint
-        {
+        if !reserved && let Some(size) = size_hint {
             // Estimate the file's event count from the first chunk's line density.
             let per_line = (chunk.len() as u64 / count_lines(&chunk).max(1)).max(1);
             out.dedup.reserve(size / per_line + 1);
+            reserved = true;
         }
         let pieces = split_lines(&chunk, rayon::current_num_threads() * 4);
         if pending.is_empty()
             && let Some(ids) = leads.ready()
         {
-            // The usual case once the leads are in: parse and match in one pass.
-            let resolved: Vec<Resolved> = pieces
-                .par_iter()
-                .map(|piece| resolve_piece(parse_piece(model, piece, file), ids, file))
-                .collect();
+            // The usual case once the leads are in: parse and match in one
+            // pass, while the previous chunk's pieces are collected (a serial
+            // step: line numbers, bad rows, the duplicate filter), so that no
+            // core waits on it.
+            let previous = waiting.take();
+            let (resolved, collected) = rayon::join(
+                || {
+                    pieces
+                        .par_iter()
+                        .map(|piece| resolve_piece(parse_piece(model, piece, file), ids, file))
+                        .collect::<Vec<Resolved>>()
+                },
+                || previous.map_or(Ok(()), |r| out.collect(r, file, bad, strict)),
+            );
+            collected?;
             let _ = recycle.try_send(chunk);
-            out.collect(resolved, file, bad, strict)?;
+            waiting = Some(resolved);
             continue;
+        }
+        if let Some(previous) = waiting.take() {
+            out.collect(previous, file, bad, strict)?;
         }
         let parsed: Vec<Piece> = pieces
             .par_iter()
@@ -147,6 +162,9 @@ pub fn read_events<R: Read + Send + 'static>(
                 .collect();
             out.collect(resolved, file, bad, strict)?;
         }
+    }
+    if let Some(previous) = waiting.take() {
+        out.collect(previous, file, bad, strict)?;
     }
     reader.join().expect("the reader thread does not panic")?;
     let Some(ids) = leads.wait() else {
