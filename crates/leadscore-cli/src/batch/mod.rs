@@ -82,14 +82,30 @@ pub fn score_files(model: &ScoringModel, inputs: &Inputs) -> Result<Scored> {
     timer.mark("events read");
 
     // Group hits by lead (a counting sort), then score leads in parallel.
+    // The grouping runs in parallel over ranges of leads: each range's task
+    // reads all hits (a sequential read) and counts, then places, only its
+    // own, so the random writes are shared out without any locking.
     let n = table.ids.len();
-    let mut starts = vec![0usize; n + 1];
-    for h in hits.iter().flatten() {
-        starts[h.lead as usize + 1] += 1;
+    let parts = rayon::current_num_threads().max(1);
+    let bounds: Vec<usize> = (0..=parts).map(|p| n * p / parts).collect();
+    let mut counts = vec![0usize; n];
+    split_at_bounds(&mut counts, &bounds)
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(p, counts)| {
+            let range = bounds[p]..bounds[p + 1];
+            for h in hits.iter().flatten() {
+                if range.contains(&(h.lead as usize)) {
+                    counts[h.lead as usize - range.start] += 1;
+                }
+            }
+        });
+    let mut starts = Vec::with_capacity(n + 1);
+    starts.push(0usize);
+    for c in &counts {
+        starts.push(starts[starts.len() - 1] + c);
     }
-    for i in 0..n {
-        starts[i + 1] += starts[i];
-    }
+    drop(counts);
     let mut grouped = vec![
         Hit {
             rule: 0,
@@ -98,17 +114,26 @@ pub fn score_files(model: &ScoringModel, inputs: &Inputs) -> Result<Scored> {
         };
         starts[n]
     ];
-    let mut next = starts.clone();
-    for h in hits.into_iter().flatten() {
-        let slot = &mut next[h.lead as usize];
-        grouped[*slot] = Hit {
-            rule: h.rule,
-            at: h.at,
-            seq: h.seq,
-        };
-        *slot += 1;
-    }
-
+    let hit_bounds: Vec<usize> = bounds.iter().map(|&b| starts[b]).collect();
+    split_at_bounds(&mut grouped, &hit_bounds)
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(p, part)| {
+            let range = bounds[p]..bounds[p + 1];
+            let mut next: Vec<usize> = starts[range.clone()].iter().map(|s| s - hit_bounds[p]).collect();
+            for h in hits.iter().flatten() {
+                if range.contains(&(h.lead as usize)) {
+                    let slot = &mut next[h.lead as usize - range.start];
+                    part[*slot] = Hit {
+                        rule: h.rule,
+                        at: h.at,
+                        seq: h.seq,
+                    };
+                    *slot += 1;
+                }
+            }
+        });
+    drop(hits);
     timer.mark("hits grouped by lead");
     let mut slices: Vec<&mut [Hit]> = Vec::with_capacity(n);
     let mut rest: &mut [Hit] = &mut grouped;
@@ -156,6 +181,17 @@ pub fn score_files(model: &ScoringModel, inputs: &Inputs) -> Result<Scored> {
 }
 
 type LeadsResult = Result<(leads_csv::LeadTable, BadRows)>;
+
+/// `v` cut at the (ascending) offsets `bounds`, from `bounds[0]` to the last.
+fn split_at_bounds<'a, T>(mut v: &'a mut [T], bounds: &[usize]) -> Vec<&'a mut [T]> {
+    let mut out = Vec::with_capacity(bounds.len());
+    for w in bounds.windows(2) {
+        let (head, tail) = v.split_at_mut(w[1] - w[0]);
+        out.push(head);
+        v = tail;
+    }
+    out
+}
 
 /// The first eight bytes of an id as a number that orders as the text does
 /// (zero-padded: an id that ends sooner sorts first, as it does as text, or
