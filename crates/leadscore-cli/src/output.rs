@@ -145,9 +145,10 @@ pub fn write(model: &ScoringModel, scored: &Scored, format: Format, out: &mut dy
     match format {
         Format::Jsonl => {
             // Rows are formatted in parallel a group at a time and written in
-            // order, so the whole output never sits in memory at once.
-            for group in scored.ranked.chunks(32 * 1024) {
-                let parts: Vec<String> = group
+            // order, so the whole output never sits in memory at once. A group
+            // is written while the next one is formatted.
+            let format = |group: &[(u32, Score)]| -> Vec<String> {
+                group
                     .par_chunks(2048)
                     .map(|chunk| {
                         let mut buf = String::with_capacity(chunk.len() * 320);
@@ -156,10 +157,24 @@ pub fn write(model: &ScoringModel, scored: &Scored, format: Format, out: &mut dy
                         }
                         buf
                     })
-                    .collect();
-                for part in parts {
-                    out.write_all(part.as_bytes())?;
-                }
+                    .collect()
+            };
+            let mut formatted: Option<Vec<String>> = None;
+            for group in scored.ranked.chunks(32 * 1024) {
+                let mut next = None;
+                let written = rayon::in_place_scope(|s| {
+                    s.spawn(|_| next = Some(format(group)));
+                    formatted
+                        .take()
+                        .into_iter()
+                        .flatten()
+                        .try_for_each(|part| out.write_all(part.as_bytes()))
+                });
+                written?;
+                formatted = next;
+            }
+            for part in formatted.into_iter().flatten() {
+                out.write_all(part.as_bytes())?;
             }
         }
         Format::Csv => {
