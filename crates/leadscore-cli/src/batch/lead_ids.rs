@@ -47,6 +47,14 @@ impl LeadKey {
         }
     }
 
+    /// Where the key's probe sequence starts in a table of `len` (a power of
+    /// two) slots: the top bits of the place hash times a large odd constant
+    /// (the low bits of a fast string hash alone cluster too much).
+    fn home(self, len: usize) -> usize {
+        let bits = len.trailing_zeros();
+        (self.place.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - bits)) as usize
+    }
+
     fn is(self, slot: Slot) -> bool {
         slot.check == self.check && slot.place_high == (self.place >> 32) as u32
     }
@@ -86,7 +94,7 @@ impl LeadIds {
     #[inline]
     pub fn find_key(&self, key: LeadKey) -> Option<u32> {
         let mask = self.slots.len().checked_sub(1)?;
-        let mut i = key.place as usize & mask;
+        let mut i = key.home(self.slots.len());
         loop {
             let slot = self.slots[i];
             if slot.index == 0 {
@@ -115,18 +123,18 @@ impl LeadIds {
         let end = u32::try_from(self.text.len()).expect("lead ids fit in 4 GiB");
         let index = self.ends.len() as u32;
         self.ends.push(end);
-        self.place(key.slot(index), key.place);
+        self.place(key, index);
         true
     }
 
     /// Puts a slot in the first free place of its probe sequence.
-    fn place(&mut self, slot: Slot, place: u64) {
+    fn place(&mut self, key: LeadKey, index: u32) {
         let mask = self.slots.len() - 1;
-        let mut i = place as usize & mask;
+        let mut i = key.home(self.slots.len());
         while self.slots[i].index != 0 {
             i = (i + 1) & mask;
         }
-        self.slots[i] = slot;
+        self.slots[i] = key.slot(index);
     }
 
     /// Doubles the table (rehashing the ids' text: growth is rare and the
@@ -136,7 +144,7 @@ impl LeadIds {
         self.slots = vec![Slot::default(); size];
         for i in 0..self.ends.len() as u32 {
             let key = LeadKey::of(self.get(i));
-            self.place(key.slot(i), key.place);
+            self.place(key, i);
         }
     }
 }
