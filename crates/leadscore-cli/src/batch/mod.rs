@@ -31,13 +31,15 @@ pub struct Scored {
 
 pub struct Inputs<'a> {
     pub leads: &'a str,
+    /// Prints stage timings (see [`Timer`]).
+    pub timer: &'a Timer,
     pub events: Option<&'a str>,
     pub as_of: Timestamp,
     pub strict: bool,
 }
 
 pub fn score_files(model: &ScoringModel, inputs: &Inputs) -> Result<Scored> {
-    let timer = Timer::new();
+    let timer = inputs.timer;
     let leads_file =
         File::open(inputs.leads).with_context(|| format!("cannot open leads file {}", inputs.leads))?;
     let events_file = match inputs.events {
@@ -240,14 +242,21 @@ impl events_jsonl::LeadsSource for Loading<'_> {
 }
 
 /// Stage timings on stderr when `LEADSCORE_TIMINGS` is set (for benchmarking).
-struct Timer(Option<std::time::Instant>);
+#[derive(Debug)]
+pub struct Timer(Option<std::time::Instant>);
+
+impl Default for Timer {
+    fn default() -> Self {
+        Timer::new()
+    }
+}
 
 impl Timer {
-    fn new() -> Self {
+    pub fn new() -> Self {
         Timer(std::env::var_os("LEADSCORE_TIMINGS").map(|_| std::time::Instant::now()))
     }
 
-    fn mark(&self, stage: &str) {
+    pub fn mark(&self, stage: &str) {
         if let Some(start) = self.0 {
             eprintln!("timing: {:>8.3} s  {stage}", start.elapsed().as_secs_f64());
         }
