@@ -340,21 +340,11 @@ mod fast {
     /// text and the properties object's text (checked, not yet split).
     #[inline]
     pub(super) fn canonical_fields(s: &str) -> Option<[&str; 5]> {
-        let b = s.as_bytes();
         let mut pos = 0;
-        let mut field = |prefix: &[u8]| -> Option<&str> {
-            if !short_prefix(b.get(pos..)?, prefix) {
-                return None;
-            }
-            let start = pos + prefix.len();
-            let end = start + super::swar::find_quote(&b[start..])?;
-            pos = end + 1;
-            Some(&s[start..end])
-        };
-        let id = field(b"{\"id\":\"")?;
-        let lead = field(b",\"lead\":\"")?;
-        let kind = field(b",\"type\":\"")?;
-        let at = field(b",\"occurred_at\":\"")?;
+        let id = field(s, &mut pos, b"{\"id\":\"")?;
+        let lead = field(s, &mut pos, b",\"lead\":\"")?;
+        let kind = field(s, &mut pos, b",\"type\":\"")?;
+        let at = field(s, &mut pos, b",\"occurred_at\":\"")?;
         let rest = &s[pos..];
         let properties = if rest == "}" {
             ""
@@ -382,11 +372,21 @@ mod fast {
         }
     }
 
-    /// `hay.starts_with(prefix)` for short prefixes, compared inline (a call
+    /// The string value after `prefix` (a key and its opening quote) at
+    /// `*pos`, moving `*pos` past its closing quote. The prefix's length is
+    /// a constant, so the comparison compiles to a few word compares (a call
     /// to `memcmp` costs more than the comparison itself).
     #[inline(always)]
-    fn short_prefix(hay: &[u8], prefix: &[u8]) -> bool {
-        hay.len() >= prefix.len() && hay.iter().zip(prefix).fold(true, |eq, (a, b)| eq & (a == b))
+    fn field<'a, const N: usize>(s: &'a str, pos: &mut usize, prefix: &[u8; N]) -> Option<&'a str> {
+        let b = s.as_bytes();
+        let head: &[u8; N] = b.get(*pos..*pos + N)?.try_into().ok()?;
+        if head != prefix {
+            return None;
+        }
+        let start = *pos + N;
+        let end = start + super::swar::find_quote(&b[start..])?;
+        *pos = end + 1;
+        Some(&s[start..end])
     }
 
     /// Any other simple object: keys in any order, white space anywhere.
