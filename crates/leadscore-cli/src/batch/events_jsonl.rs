@@ -160,7 +160,8 @@ pub fn read_events<R: Read + Send + 'static>(
                 .into_par_iter()
                 .map(|p| resolve_piece(p, ids, file))
                 .collect();
-            out.collect(resolved, file, bad, strict)?;
+            // Collected while the next chunk parses, like any other.
+            waiting = Some(resolved);
         }
     }
     if let Some(previous) = waiting.take() {
