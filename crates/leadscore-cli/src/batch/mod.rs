@@ -149,6 +149,8 @@ pub fn score_files(model: &ScoringModel, inputs: &Inputs) -> Result<Scored> {
         .enumerate()
         .map(|(i, lead_hits)| model.score_hits(&table.fits[i], lead_hits, inputs.as_of))
         .collect();
+    // The hits are no longer needed: free them before sorting and output.
+    drop(grouped);
     timer.mark("scored");
     // Best score first, then lead id. Small keys are sorted rather than the
     // scores themselves (cheap moves), and the ids' first eight bytes settle
