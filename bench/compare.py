@@ -24,7 +24,8 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(ROOT), "shared", "bench")
-BIN = os.path.join(ROOT, "target", "release", "leadscore")
+# LEADSCORE_BIN overrides the binary (e.g. a build with its own CARGO_TARGET_DIR).
+BIN = os.environ.get("LEADSCORE_BIN") or os.path.join(ROOT, "target", "release", "leadscore")
 SIZES = {"quarter": 1_250_000, "half": 2_500_000, "full": 5_000_000}
 AS_OF = "2026-11-01T00:00:00Z"
 

@@ -123,6 +123,7 @@ fn run(cli: Cli) -> Result<()> {
             format,
             strict,
         } => {
+            let timer = batch::Timer::new();
             let model = load_model(&model)?;
             // Load the check data (phone metadata takes a while) while the input is read.
             let phones = model.checks_phones();
@@ -137,6 +138,7 @@ fn run(cli: Cli) -> Result<()> {
                 &model,
                 &Inputs {
                     leads,
+                    timer: &timer,
                     events,
                     as_of,
                     strict,
@@ -160,9 +162,7 @@ fn run(cli: Cli) -> Result<()> {
             let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
             output::write(&model, &scored, format, &mut out)?;
             out.flush()?;
-            if std::env::var_os("LEADSCORE_TIMINGS").is_some() {
-                eprintln!("timing: output written");
-            }
+            timer.mark("output written");
             // Freeing hundreds of thousands of scores one by one would only delay the exit.
             std::mem::forget(scored);
             Ok(())

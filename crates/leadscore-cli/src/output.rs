@@ -83,7 +83,48 @@ fn push_num(out: &mut String, x: f64) {
     }
 }
 
-pub fn jsonl_row(out: &mut String, model: &ScoringModel, lead: &str, s: &Score) {
+/// The parts of a JSON line that depend on the model alone, spelled once
+/// rather than for every row.
+struct JsonlParts {
+    /// `,"band":"<name>"` for each band.
+    bands: Vec<String>,
+    /// `{"rule":"<id>","kind":"fit","points":` for each fit rule.
+    fit: Vec<String>,
+    /// The same for each behavior rule.
+    behavior: Vec<String>,
+}
+
+impl JsonlParts {
+    fn new(model: &ScoringModel) -> Self {
+        let rule = |id: &str, kind: RuleKind| {
+            let mut s = String::from("{\"rule\":");
+            json_str(&mut s, id);
+            s.push_str(",\"kind\":\"");
+            s.push_str(kind.as_str());
+            s.push_str("\",\"points\":");
+            s
+        };
+        JsonlParts {
+            bands: model
+                .bands
+                .iter()
+                .map(|b| {
+                    let mut s = String::from(",\"band\":");
+                    json_str(&mut s, &b.name);
+                    s
+                })
+                .collect(),
+            fit: model.fit.iter().map(|r| rule(&r.id, RuleKind::Fit)).collect(),
+            behavior: model
+                .behavior
+                .iter()
+                .map(|r| rule(&r.id, RuleKind::Behavior))
+                .collect(),
+        }
+    }
+}
+
+fn jsonl_row(out: &mut String, parts: &JsonlParts, lead: &str, s: &Score) {
     out.push_str("{\"lead\":");
     json_str(out, lead);
     out.push_str(",\"score\":");
@@ -92,22 +133,22 @@ pub fn jsonl_row(out: &mut String, model: &ScoringModel, lead: &str, s: &Score) 
     push_num(out, s.fit);
     out.push_str(",\"engagement\":");
     push_num(out, s.engagement);
-    out.push_str(",\"band\":");
-    json_str(out, s.band_name(model));
-    let _ = write!(
-        out,
-        ",\"grade\":\"{}\",\"mql\":{},\"breakdown\":[",
-        s.grade, s.mql
-    );
+    out.push_str(&parts.bands[s.band]);
+    out.push_str(",\"grade\":\"");
+    out.push_str(s.grade.as_str());
+    out.push_str(if s.mql {
+        "\",\"mql\":true,\"breakdown\":["
+    } else {
+        "\",\"mql\":false,\"breakdown\":["
+    });
     for (i, c) in s.breakdown.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        out.push_str("{\"rule\":");
-        json_str(out, c.rule_id(model));
-        out.push_str(",\"kind\":\"");
-        out.push_str(c.kind.as_str());
-        out.push_str("\",\"points\":");
+        out.push_str(match c.kind {
+            RuleKind::Fit => &parts.fit[c.index],
+            RuleKind::Behavior => &parts.behavior[c.index],
+        });
         push_num(out, c.points);
         if let Some(n) = c.events {
             out.push_str(",\"events\":");
@@ -145,21 +186,41 @@ pub fn write(model: &ScoringModel, scored: &Scored, format: Format, out: &mut dy
     match format {
         Format::Jsonl => {
             // Rows are formatted in parallel a group at a time and written in
-            // order, so the whole output never sits in memory at once.
-            for group in scored.ranked.chunks(32 * 1024) {
-                let parts: Vec<String> = group
+            // order, so the whole output never sits in memory at once. A group
+            // is written while the next one is formatted.
+            let parts = JsonlParts::new(model);
+            let format = |group: &[(u32, Score)]| -> Vec<String> {
+                group
                     .par_chunks(2048)
                     .map(|chunk| {
+                        // The ids are scattered in memory (rows come in rank
+                        // order): fetch them in one tight loop first, so the
+                        // cache misses overlap instead of one per row.
+                        let ids: Vec<&str> = chunk.iter().map(|(i, _)| scored.ids.get(*i)).collect();
                         let mut buf = String::with_capacity(chunk.len() * 320);
-                        for (i, s) in chunk {
-                            jsonl_row(&mut buf, model, scored.ids.get(*i), s);
+                        for ((_, s), id) in chunk.iter().zip(ids) {
+                            jsonl_row(&mut buf, &parts, id, s);
                         }
                         buf
                     })
-                    .collect();
-                for part in parts {
-                    out.write_all(part.as_bytes())?;
-                }
+                    .collect()
+            };
+            let mut formatted: Option<Vec<String>> = None;
+            for group in scored.ranked.chunks(32 * 1024) {
+                let mut next = None;
+                let written = rayon::in_place_scope(|s| {
+                    s.spawn(|_| next = Some(format(group)));
+                    formatted
+                        .take()
+                        .into_iter()
+                        .flatten()
+                        .try_for_each(|part| out.write_all(part.as_bytes()))
+                });
+                written?;
+                formatted = next;
+            }
+            for part in formatted.into_iter().flatten() {
+                out.write_all(part.as_bytes())?;
             }
         }
         Format::Csv => {

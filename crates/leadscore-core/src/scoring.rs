@@ -135,7 +135,8 @@ impl ScoringModel {
     /// `hits` are reordered (sorted by rule, newest first); hits after `as_of`
     /// count nothing. Duplicate events must already be removed.
     pub fn score_hits(&self, fit: &FitOutcome, hits: &mut [Hit], as_of: Timestamp) -> Score {
-        let mut breakdown = Vec::new();
+        // Sized once: at most one entry per fit rule held and per behavior rule.
+        let mut breakdown = Vec::with_capacity(fit.held.len() + self.behavior.len().min(hits.len()));
         let mut fit_sum = 0.0;
         for &i in &fit.held {
             let points = self.fit[usize::from(i)].points;

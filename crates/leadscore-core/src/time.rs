@@ -61,24 +61,21 @@ impl fmt::Display for Timestamp {
 
 /// `YYYY-MM-DDTHH:MM:SSZ` exactly; `None` for anything else (the caller falls back).
 fn parse_plain_utc(b: &[u8]) -> Option<Timestamp> {
-    if b.len() != 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-        || b[19] != b'Z'
-    {
+    let b: &[u8; 20] = b.try_into().ok()?;
+    // The separators and the digits are checked together, without a branch
+    // per byte: every event line has a timestamp.
+    let separators =
+        (b[4] ^ b'-') | (b[7] ^ b'-') | (b[10] ^ b'T') | (b[13] ^ b':') | (b[16] ^ b':') | (b[19] ^ b'Z');
+    let d = |i: usize| b[i].wrapping_sub(b'0');
+    const DIGITS: [usize; 14] = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
+    let not_digit = DIGITS.iter().fold(0u8, |acc, &i| acc | u8::from(d(i) > 9));
+    if separators | not_digit != 0 {
         return None;
     }
-    // Two digits at `i` as a number; `None` unless both are digits.
-    let two = |i: usize| -> Option<i64> {
-        let (h, l) = (b[i].wrapping_sub(b'0'), b[i + 1].wrapping_sub(b'0'));
-        (h <= 9 && l <= 9).then_some(i64::from(h) * 10 + i64::from(l))
-    };
-    let year = two(0)? * 100 + two(2)?;
-    let (month, day) = (two(5)?, two(8)?);
-    let (hour, min, sec) = (two(11)?, two(14)?, two(17)?);
+    let two = |i: usize| i64::from(d(i)) * 10 + i64::from(d(i + 1));
+    let year = two(0) * 100 + two(2);
+    let (month, day) = (two(5), two(8));
+    let (hour, min, sec) = (two(11), two(14), two(17));
     if !(1..=12).contains(&month)
         || day < 1
         || day > days_in_month(year, month)
@@ -139,6 +136,22 @@ mod tests {
         check("2026-11-01", None);
         check("yesterday", None);
         check("", None);
+    }
+
+    #[test]
+    fn the_fast_path_refuses_any_other_byte_in_any_place() {
+        let good = *b"2026-11-01T09:30:00Z";
+        assert!(parse_plain_utc(&good).is_some());
+        for at in 0..good.len() {
+            for c in 0..=255u8 {
+                let mut b = good;
+                b[at] = c;
+                let still_valid = c == good[at] || (good[at].is_ascii_digit() && c.is_ascii_digit());
+                if !still_valid {
+                    assert_eq!(parse_plain_utc(&b), None, "{:?}", String::from_utf8_lossy(&b));
+                }
+            }
+        }
     }
 
     #[test]

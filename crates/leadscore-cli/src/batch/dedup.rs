@@ -1,8 +1,8 @@
 //! Events with the same id are the same event: the first one in the file wins.
 //!
 //! Keeping every id string of a multi-gigabyte file would cost more memory
-//! than the scoring itself, so the filter keeps 64-bit hashes and sorts them
-//! once at the end. A hash seen twice is only a *suspect*: the
+//! than the scoring itself, so the filter keeps 64-bit hashes and checks
+//! them for repeats once at the end. A hash seen twice is only a *suspect*: the
 //! lines with suspect hashes are read again and their ids compared, so a hash
 //! collision never drops an event.
 
@@ -18,7 +18,7 @@ pub fn id_hash(id: &str) -> u64 {
 }
 
 /// The id hashes of every valid event, spread over partitions by their top
-/// bits as they arrive, so that the final sort works on small, cache-sized
+/// bits as they arrive, so that the final check works on small, cache-sized
 /// partitions in parallel (a radix pass for free).
 #[derive(Debug)]
 pub struct Dedup {
@@ -36,10 +36,6 @@ impl Default for Dedup {
 }
 
 impl Dedup {
-    pub fn is_empty(&self) -> bool {
-        self.parts.iter().all(Vec::is_empty)
-    }
-
     /// Makes room for about `ids` ids in all, so the partitions do not regrow.
     pub fn reserve(&mut self, ids: u64) {
         let each = (ids >> PART_BITS) as usize * 33 / 32 + 16;
@@ -59,14 +55,11 @@ impl Dedup {
         mut self,
         lines_with: impl FnOnce(&HashSet<u64>) -> Result<Vec<(u64, String)>>,
     ) -> Result<Vec<u64>> {
-        // Sorting 8-byte hashes is cheaper in time and memory than a hash set of them.
+        // Each partition is checked with a small open-addressing set of its
+        // hashes (cache-sized, linear time: cheaper than sorting them).
         let suspects: HashSet<u64> = std::mem::take(&mut self.parts)
             .into_par_iter()
-            .flat_map_iter(|mut part| {
-                part.sort_unstable();
-                let again: Vec<u64> = part.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
-                again
-            })
+            .flat_map_iter(repeated)
             .collect();
         if suspects.is_empty() {
             return Ok(Vec::new());
@@ -85,6 +78,43 @@ impl Dedup {
         }
         Ok(dups)
     }
+}
+
+/// The hashes that occur more than once in `part` (each once).
+fn repeated(part: Vec<u64>) -> Vec<u64> {
+    // Slots hold hashes; 0 marks an empty slot, so a hash of 0 is counted apart.
+    // At most two-thirds full, and small enough to stay in the core's cache.
+    let size = (part.len() * 3 / 2).next_power_of_two().max(16);
+    let mask = size - 1;
+    let mut slots = vec![0u64; size];
+    let mut zeros = 0usize;
+    let mut again = Vec::new();
+    for &h in &part {
+        if h == 0 {
+            zeros += 1;
+            if zeros == 2 {
+                again.push(0);
+            }
+            continue;
+        }
+        // The top bits are the partition's, the same for all: place by the low ones.
+        let mut i = h as usize & mask;
+        loop {
+            match slots[i] {
+                0 => {
+                    slots[i] = h;
+                    break;
+                }
+                s if s == h => {
+                    again.push(h);
+                    break;
+                }
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+    // A hash seen three times is pushed twice; the caller collects into a set.
+    again
 }
 
 #[cfg(test)]
@@ -111,6 +141,21 @@ mod tests {
             })
             .unwrap();
         assert_eq!(dups, vec![3, 5]);
+    }
+
+    #[test]
+    fn repeated_finds_every_repeat_zero_included() {
+        let mut part: Vec<u64> = (1..5000u64)
+            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+            .collect();
+        part.extend([0, 7, 0, 7, 7, 42]);
+        part.push(part[10]);
+        let mut got = repeated(part.clone());
+        got.sort_unstable();
+        got.dedup();
+        let mut expected = vec![0, 7, part[10]];
+        expected.sort_unstable();
+        assert_eq!(got, expected);
     }
 
     #[test]

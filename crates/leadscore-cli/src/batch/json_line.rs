@@ -34,8 +34,8 @@ impl leadscore_core::PropertyLookup for EventLine<'_> {
     }
 }
 
-/// An event's properties: most events have none or one or two, kept inline.
-pub type Properties<'a> = smallvec::SmallVec<[(Cow<'a, str>, Cow<'a, str>); 2]>;
+/// An event's properties: most events have none or one, kept inline.
+pub type Properties<'a> = smallvec::SmallVec<[(Cow<'a, str>, Cow<'a, str>); 1]>;
 
 /// Why a line is not an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +57,52 @@ pub fn parse_line(line: &[u8]) -> Result<EventLine<'_>, LineError> {
         return Ok(ev);
     }
     slow(line)
+}
+
+/// A line in the canonical layout, read in place: no copies, properties
+/// split only when a rule asks for one. The caller has checked that the line
+/// holds no escapes and no control characters (see [`swar`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Canonical<'a> {
+    pub id: &'a str,
+    pub lead: &'a str,
+    pub kind: &'a str,
+    pub occurred_at: &'a str,
+    /// The properties value's text (`{..}` or `null`), or "" when absent.
+    properties: &'a str,
+}
+
+impl<'a> Canonical<'a> {
+    /// `None` unless the line is in the canonical layout (then [`parse_line`]
+    /// reads it the same way).
+    #[inline]
+    pub fn parse(line: &'a str) -> Option<Self> {
+        let [id, lead, kind, occurred_at, properties] = fast::canonical_fields(line)?;
+        Some(Canonical {
+            id,
+            lead,
+            kind,
+            occurred_at,
+            properties,
+        })
+    }
+
+    fn each_property(&self, f: impl FnMut(&'a str, &'a str)) {
+        fast::each_property(self.properties, f);
+    }
+}
+
+impl leadscore_core::PropertyLookup for Canonical<'_> {
+    fn property(&self, key: &str) -> Option<Cow<'_, str>> {
+        // JSON objects with a repeated key keep the last value.
+        let mut found = None;
+        self.each_property(|k, v| {
+            if k == key {
+                found = Some(v);
+            }
+        });
+        found.map(Cow::Borrowed)
+    }
 }
 
 #[derive(Deserialize)]
@@ -230,15 +276,16 @@ mod fast {
             Some(&self.s[start..i])
         }
 
-        fn properties(&mut self) -> Option<super::Properties<'a>> {
+        /// A properties value (an object of scalars, or `null`), calling `f`
+        /// with each (key, value) in order.
+        fn each_property(&mut self, mut f: impl FnMut(&'a str, &'a str)) -> Option<()> {
             if self.peek()? == b'n' {
-                return (self.literal()? == "null").then(super::Properties::new);
+                return (self.literal()? == "null").then_some(());
             }
             self.eat(b'{')?;
-            let mut out = super::Properties::new();
             if self.peek()? == b'}' {
                 self.pos += 1;
-                return Some(out);
+                return Some(());
             }
             loop {
                 let key = self.string()?;
@@ -248,16 +295,22 @@ mod fast {
                 } else {
                     self.literal()?
                 };
-                out.push((Cow::Borrowed(key), Cow::Borrowed(value)));
+                f(key, value);
                 match self.peek()? {
                     b',' => self.pos += 1,
                     b'}' => {
                         self.pos += 1;
-                        return Some(out);
+                        return Some(());
                     }
                     _ => return None,
                 }
             }
+        }
+
+        fn properties(&mut self) -> Option<super::Properties<'a>> {
+            let mut out = super::Properties::new();
+            self.each_property(|k, v| out.push((Cow::Borrowed(k), Cow::Borrowed(v))))?;
+            Some(out)
         }
     }
 
@@ -269,53 +322,71 @@ mod fast {
 
     /// The layout almost every exporter writes, ours included:
     /// `{"id":"..","lead":"..","type":"..","occurred_at":".."[,"properties":{..}]}`,
-    /// compact and in this order. Matched with a few fixed comparisons.
+    /// compact and in this order.
     fn canonical(s: &str) -> Option<EventLine<'_>> {
-        let b = s.as_bytes();
+        let c = super::Canonical::parse(s)?;
+        let mut properties = super::Properties::new();
+        c.each_property(|k, v| properties.push((Cow::Borrowed(k), Cow::Borrowed(v))));
+        Some(EventLine {
+            id: Cow::Borrowed(c.id),
+            lead: Cow::Borrowed(c.lead),
+            kind: Cow::Borrowed(c.kind),
+            occurred_at: Cow::Borrowed(c.occurred_at),
+            properties,
+        })
+    }
+
+    /// The canonical layout matched with a few fixed comparisons: the fields'
+    /// text and the properties object's text (checked, not yet split).
+    #[inline]
+    pub(super) fn canonical_fields(s: &str) -> Option<[&str; 5]> {
         let mut pos = 0;
-        let mut field = |prefix: &[u8]| -> Option<&str> {
-            if !short_prefix(b.get(pos..)?, prefix) {
-                return None;
-            }
-            let start = pos + prefix.len();
-            let end = start + super::swar::find_quote(&b[start..])?;
-            pos = end + 1;
-            Some(&s[start..end])
-        };
-        let id = field(b"{\"id\":\"")?;
-        let lead = field(b",\"lead\":\"")?;
-        let kind = field(b",\"type\":\"")?;
-        let at = field(b",\"occurred_at\":\"")?;
+        let id = field(s, &mut pos, b"{\"id\":\"")?;
+        let lead = field(s, &mut pos, b",\"lead\":\"")?;
+        let kind = field(s, &mut pos, b",\"type\":\"")?;
+        let at = field(s, &mut pos, b",\"occurred_at\":\"")?;
         let rest = &s[pos..];
         let properties = if rest == "}" {
-            super::Properties::new()
+            ""
         } else {
             const PROPS: &str = ",\"properties\":";
             if !rest.starts_with(PROPS) {
                 return None;
             }
-            let mut c = Cursor {
-                s,
-                pos: pos + PROPS.len(),
-            };
-            let props = c.properties()?;
+            let start = pos + PROPS.len();
+            let mut c = Cursor { s, pos: start };
+            c.each_property(|_, _| ())?;
+            let end = c.pos;
             c.eat(b'}')?;
-            (c.pos == s.len()).then_some(props)?
+            (c.pos == s.len()).then_some(&s[start..end])?
         };
-        Some(EventLine {
-            id: Cow::Borrowed(id),
-            lead: Cow::Borrowed(lead),
-            kind: Cow::Borrowed(kind),
-            occurred_at: Cow::Borrowed(at),
-            properties,
-        })
+        Some([id, lead, kind, at, properties])
     }
 
-    /// `hay.starts_with(prefix)` for short prefixes, compared inline (a call
+    /// Calls `f` with each (key, value) of a properties value already
+    /// accepted by [`canonical_fields`] (an object or `null`).
+    pub(super) fn each_property<'a>(text: &'a str, f: impl FnMut(&'a str, &'a str)) {
+        if !text.is_empty() {
+            let ok = Cursor { s: text, pos: 0 }.each_property(f);
+            debug_assert!(ok.is_some(), "checked when the line was read");
+        }
+    }
+
+    /// The string value after `prefix` (a key and its opening quote) at
+    /// `*pos`, moving `*pos` past its closing quote. The prefix's length is
+    /// a constant, so the comparison compiles to a few word compares (a call
     /// to `memcmp` costs more than the comparison itself).
     #[inline(always)]
-    fn short_prefix(hay: &[u8], prefix: &[u8]) -> bool {
-        hay.len() >= prefix.len() && hay.iter().zip(prefix).fold(true, |eq, (a, b)| eq & (a == b))
+    fn field<'a, const N: usize>(s: &'a str, pos: &mut usize, prefix: &[u8; N]) -> Option<&'a str> {
+        let b = s.as_bytes();
+        let head: &[u8; N] = b.get(*pos..*pos + N)?.try_into().ok()?;
+        if head != prefix {
+            return None;
+        }
+        let start = *pos + N;
+        let end = start + super::swar::find_quote(&b[start..])?;
+        *pos = end + 1;
+        Some(&s[start..end])
     }
 
     /// Any other simple object: keys in any order, white space anywhere.

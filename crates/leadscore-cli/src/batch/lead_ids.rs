@@ -1,25 +1,28 @@
 //! The leads' ids, packed in one string, with a hash index over them.
 //!
 //! Every event line looks its lead up here, so a lookup must touch as little
-//! memory as possible: the table holds a second, independent 64-bit hash of
-//! each id, and a lookup compares that instead of reading the id's text.
-//! Two different ids would have to agree on both 64-bit hashes (a chance of
-//! about 2^-128 per pair) to be confused.
+//! memory as possible: the index is one array of 16-byte slots (open
+//! addressing, linear probing, at most half full), each holding a second,
+//! independent 64-bit hash of its id and 32 more bits of the first; a
+//! lookup compares those instead of reading the id's text, and usually
+//! reads a single cache line. Two different ids would have to agree on 96
+//! bits of their hashes (a chance of about 2^-96 per pair) to be confused.
 
 use std::hash::BuildHasher;
-
-use hashbrown::HashTable;
 
 #[derive(Default)]
 pub struct LeadIds {
     text: String,
     ends: Vec<u32>,
-    table: HashTable<Entry>,
+    /// A power of two long (or empty).
+    slots: Vec<Slot>,
 }
 
-#[derive(Clone, Copy)]
-struct Entry {
+/// `index` is the id's index plus one; 0 marks an empty slot.
+#[derive(Clone, Copy, Default)]
+struct Slot {
     check: u64,
+    place_high: u32,
     index: u32,
 }
 
@@ -34,6 +37,26 @@ impl LeadKey {
     pub fn of(id: &str) -> LeadKey {
         let (place, check) = hashes(id);
         LeadKey { place, check }
+    }
+
+    fn slot(self, index: u32) -> Slot {
+        Slot {
+            check: self.check,
+            place_high: (self.place >> 32) as u32,
+            index: index + 1,
+        }
+    }
+
+    /// Where the key's probe sequence starts in a table of `len` (a power of
+    /// two) slots: the top bits of the place hash times a large odd constant
+    /// (the low bits of a fast string hash alone cluster too much).
+    fn home(self, len: usize) -> usize {
+        let bits = len.trailing_zeros();
+        (self.place.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - bits)) as usize
+    }
+
+    fn is(self, slot: Slot) -> bool {
+        slot.check == self.check && slot.place_high == (self.place >> 32) as u32
     }
 }
 
@@ -63,14 +86,25 @@ impl LeadIds {
         &self.text[start..self.ends[i] as usize]
     }
 
+    #[cfg(test)]
     pub fn find(&self, id: &str) -> Option<u32> {
         self.find_key(LeadKey::of(id))
     }
 
+    #[inline]
     pub fn find_key(&self, key: LeadKey) -> Option<u32> {
-        self.table
-            .find(key.place, |e| e.check == key.check)
-            .map(|e| e.index)
+        let mask = self.slots.len().checked_sub(1)?;
+        let mut i = key.home(self.slots.len());
+        loop {
+            let slot = self.slots[i];
+            if slot.index == 0 {
+                return None;
+            }
+            if key.is(slot) {
+                return Some(slot.index - 1);
+            }
+            i = (i + 1) & mask;
+        }
     }
 
     /// Adds an id; `false` (and nothing added) when it is already there.
@@ -78,24 +112,40 @@ impl LeadIds {
     /// # Panics
     /// When the ids together exceed 4 GiB.
     pub fn insert(&mut self, id: &str) -> bool {
-        if self.find(id).is_some() {
+        let key = LeadKey::of(id);
+        if self.find_key(key).is_some() {
             return false;
+        }
+        if (self.ends.len() + 1) * 2 > self.slots.len() {
+            self.grow();
         }
         self.text.push_str(id);
         let end = u32::try_from(self.text.len()).expect("lead ids fit in 4 GiB");
-        let (place, check) = hashes(id);
-        let entry = Entry {
-            check,
-            index: self.ends.len() as u32,
-        };
+        let index = self.ends.len() as u32;
         self.ends.push(end);
-        let (text, ends) = (&self.text, &self.ends);
-        self.table.insert_unique(place, entry, |e| {
-            let i = e.index as usize;
-            let start = if i == 0 { 0 } else { ends[i - 1] as usize };
-            hashes(&text[start..ends[i] as usize]).0
-        });
+        self.place(key, index);
         true
+    }
+
+    /// Puts a slot in the first free place of its probe sequence.
+    fn place(&mut self, key: LeadKey, index: u32) {
+        let mask = self.slots.len() - 1;
+        let mut i = key.home(self.slots.len());
+        while self.slots[i].index != 0 {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = key.slot(index);
+    }
+
+    /// Doubles the table (rehashing the ids' text: growth is rare and the
+    /// slots stay small).
+    fn grow(&mut self) {
+        let size = (self.slots.len() * 2).max(16);
+        self.slots = vec![Slot::default(); size];
+        for i in 0..self.ends.len() as u32 {
+            let key = LeadKey::of(self.get(i));
+            self.place(key, i);
+        }
     }
 }
 

@@ -83,6 +83,7 @@ pub fn read_leads(
     // Rows refused while reading wait here, so that every bad row of a batch
     // is reported in file order (and `--strict` stops at the first one).
     let mut early: Vec<BadRow> = Vec::new();
+    let mut first = true;
     while !eof {
         let mut n = 0;
         while n < BATCH {
@@ -118,6 +119,13 @@ pub fn read_leads(
             }
             lines[n] = line;
             n += 1;
+        }
+        if first {
+            // The checks' data (phone metadata above all) is loading on a
+            // warm-up thread. Wait for it here rather than in the shared
+            // pool, where the waiting would stall the events' parsing too.
+            leadscore_core::checks::warm_up(model.checks_phones());
+            first = false;
         }
         let fits: Vec<Option<FitOutcome>> = batch[..n]
             .par_iter()

@@ -31,13 +31,15 @@ pub struct Scored {
 
 pub struct Inputs<'a> {
     pub leads: &'a str,
+    /// Prints stage timings (see [`Timer`]).
+    pub timer: &'a Timer,
     pub events: Option<&'a str>,
     pub as_of: Timestamp,
     pub strict: bool,
 }
 
 pub fn score_files(model: &ScoringModel, inputs: &Inputs) -> Result<Scored> {
-    let timer = Timer::new();
+    let timer = inputs.timer;
     let leads_file =
         File::open(inputs.leads).with_context(|| format!("cannot open leads file {}", inputs.leads))?;
     let events_file = match inputs.events {
@@ -82,14 +84,30 @@ pub fn score_files(model: &ScoringModel, inputs: &Inputs) -> Result<Scored> {
     timer.mark("events read");
 
     // Group hits by lead (a counting sort), then score leads in parallel.
+    // The grouping runs in parallel over ranges of leads: each range's task
+    // reads all hits (a sequential read) and counts, then places, only its
+    // own, so the random writes are shared out without any locking.
     let n = table.ids.len();
-    let mut starts = vec![0usize; n + 1];
-    for h in hits.iter().flatten() {
-        starts[h.lead as usize + 1] += 1;
+    let parts = rayon::current_num_threads().max(1);
+    let bounds: Vec<usize> = (0..=parts).map(|p| n * p / parts).collect();
+    let mut counts = vec![0usize; n];
+    split_at_bounds(&mut counts, &bounds)
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(p, counts)| {
+            let range = bounds[p]..bounds[p + 1];
+            for h in hits.iter().flatten() {
+                if range.contains(&(h.lead as usize)) {
+                    counts[h.lead as usize - range.start] += 1;
+                }
+            }
+        });
+    let mut starts = Vec::with_capacity(n + 1);
+    starts.push(0usize);
+    for c in &counts {
+        starts.push(starts[starts.len() - 1] + c);
     }
-    for i in 0..n {
-        starts[i + 1] += starts[i];
-    }
+    drop(counts);
     let mut grouped = vec![
         Hit {
             rule: 0,
@@ -98,17 +116,27 @@ pub fn score_files(model: &ScoringModel, inputs: &Inputs) -> Result<Scored> {
         };
         starts[n]
     ];
-    let mut next = starts.clone();
-    for h in hits.into_iter().flatten() {
-        let slot = &mut next[h.lead as usize];
-        grouped[*slot] = Hit {
-            rule: h.rule,
-            at: h.at,
-            seq: h.seq,
-        };
-        *slot += 1;
-    }
-
+    let hit_bounds: Vec<usize> = bounds.iter().map(|&b| starts[b]).collect();
+    split_at_bounds(&mut grouped, &hit_bounds)
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(p, part)| {
+            let range = bounds[p]..bounds[p + 1];
+            let mut next: Vec<usize> = starts[range.clone()].iter().map(|s| s - hit_bounds[p]).collect();
+            for h in hits.iter().flatten() {
+                if range.contains(&(h.lead as usize)) {
+                    let slot = &mut next[h.lead as usize - range.start];
+                    part[*slot] = Hit {
+                        rule: h.rule,
+                        at: h.at,
+                        seq: h.seq,
+                    };
+                    *slot += 1;
+                }
+            }
+        });
+    drop(hits);
+    timer.mark("hits grouped by lead");
     let mut slices: Vec<&mut [Hit]> = Vec::with_capacity(n);
     let mut rest: &mut [Hit] = &mut grouped;
     for i in 0..n {
@@ -116,26 +144,37 @@ pub fn score_files(model: &ScoringModel, inputs: &Inputs) -> Result<Scored> {
         slices.push(head);
         rest = tail;
     }
-    let mut ranked: Vec<(u32, Score)> = slices
+    let scores: Vec<Score> = slices
         .into_par_iter()
         .enumerate()
-        .map(|(i, lead_hits)| {
-            (
-                i as u32,
-                model.score_hits(&table.fits[i], lead_hits, inputs.as_of),
-            )
+        .map(|(i, lead_hits)| model.score_hits(&table.fits[i], lead_hits, inputs.as_of))
+        .collect();
+    // The hits are no longer needed: free them before sorting and output.
+    drop(grouped);
+    timer.mark("scored");
+    // Best score first, then lead id. Small keys are sorted rather than the
+    // scores themselves (cheap moves), and the ids' first eight bytes settle
+    // almost every tie without reading the ids. Equal scores compare equal
+    // as with `==` (so 0 and -0 tie and go by id).
+    let ids = &table.ids;
+    let mut order: Vec<(f64, u64, u32)> = scores
+        .par_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let score = if s.score == 0.0 { 0.0 } else { s.score };
+            (score, id_prefix(ids.get(i as u32)), i as u32)
         })
         .collect();
-    timer.mark("scored");
-    // Best score first, then lead id: sort on the score alone (cheap
-    // comparisons), then order each run of equal scores by id.
-    ranked.par_sort_unstable_by(|(_, sa), (_, sb)| sb.score.total_cmp(&sa.score));
-    let ids = &table.ids;
-    let mut runs: Vec<&mut [(u32, Score)]> =
-        ranked.chunk_by_mut(|(_, a), (_, b)| a.score == b.score).collect();
-    runs.par_iter_mut()
-        .filter(|r| r.len() > 1)
-        .for_each(|run| run.sort_unstable_by(|(a, _), (b, _)| ids.get(*a).cmp(ids.get(*b))));
+    order.par_sort_unstable_by(|a, b| {
+        (b.0.total_cmp(&a.0))
+            .then(a.1.cmp(&b.1))
+            .then_with(|| ids.get(a.2).cmp(ids.get(b.2)))
+    });
+    let mut scores: Vec<Option<Score>> = scores.into_iter().map(Some).collect();
+    let ranked: Vec<(u32, Score)> = order
+        .into_iter()
+        .map(|(_, _, i)| (i, scores[i as usize].take().expect("each lead once")))
+        .collect();
     timer.mark("sorted");
     Ok(Scored {
         ids: table.ids,
@@ -146,6 +185,27 @@ pub fn score_files(model: &ScoringModel, inputs: &Inputs) -> Result<Scored> {
 }
 
 type LeadsResult = Result<(leads_csv::LeadTable, BadRows)>;
+
+/// `v` cut at the (ascending) offsets `bounds`, from `bounds[0]` to the last.
+fn split_at_bounds<'a, T>(mut v: &'a mut [T], bounds: &[usize]) -> Vec<&'a mut [T]> {
+    let mut out = Vec::with_capacity(bounds.len());
+    for w in bounds.windows(2) {
+        let (head, tail) = v.split_at_mut(w[1] - w[0]);
+        out.push(head);
+        v = tail;
+    }
+    out
+}
+
+/// The first eight bytes of an id as a number that orders as the text does
+/// (zero-padded: an id that ends sooner sorts first, as it does as text, or
+/// ties and is settled by the full comparison).
+fn id_prefix(id: &str) -> u64 {
+    let mut b = [0u8; 8];
+    let n = id.len().min(8);
+    b[..n].copy_from_slice(&id.as_bytes()[..n]);
+    u64::from_be_bytes(b)
+}
 
 /// The leads loading on a scoped thread, seen by the events reader.
 struct Loading<'scope> {
@@ -184,14 +244,21 @@ impl events_jsonl::LeadsSource for Loading<'_> {
 }
 
 /// Stage timings on stderr when `LEADSCORE_TIMINGS` is set (for benchmarking).
-struct Timer(Option<std::time::Instant>);
+#[derive(Debug)]
+pub struct Timer(Option<std::time::Instant>);
+
+impl Default for Timer {
+    fn default() -> Self {
+        Timer::new()
+    }
+}
 
 impl Timer {
-    fn new() -> Self {
+    pub fn new() -> Self {
         Timer(std::env::var_os("LEADSCORE_TIMINGS").map(|_| std::time::Instant::now()))
     }
 
-    fn mark(&self, stage: &str) {
+    pub fn mark(&self, stage: &str) {
         if let Some(start) = self.0 {
             eprintln!("timing: {:>8.3} s  {stage}", start.elapsed().as_secs_f64());
         }

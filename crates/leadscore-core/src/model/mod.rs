@@ -94,6 +94,64 @@ impl fmt::Display for ModelError {
     }
 }
 
+/// Event type -> the behavior rules listing it. Models list a handful of
+/// types, and the batch reader asks once per event line, so a short list is
+/// scanned (comparing lengths first) rather than hashed.
+#[derive(Debug, Clone, Default)]
+struct EventIndex {
+    types: Vec<(String, Vec<u16>)>,
+    map: HashMap<String, usize, foldhash::fast::RandomState>,
+}
+
+impl EventIndex {
+    const SCAN: usize = 16;
+
+    fn add(&mut self, event_type: &str, rule: u16) {
+        let slot = match self.map.get(event_type) {
+            Some(&i) => i,
+            None => {
+                self.types.push((event_type.to_owned(), Vec::new()));
+                self.map.insert(event_type.to_owned(), self.types.len() - 1);
+                self.types.len() - 1
+            }
+        };
+        let rules = &mut self.types[slot].1;
+        if !rules.contains(&rule) {
+            rules.push(rule);
+        }
+    }
+
+    fn get(&self, event_type: &str) -> &[u16] {
+        let slot = if self.types.len() <= Self::SCAN {
+            self.types
+                .iter()
+                .position(|(t, _)| same_short_text(t.as_bytes(), event_type.as_bytes()))
+        } else {
+            self.map.get(event_type).copied()
+        };
+        slot.map_or(&[], |i| &self.types[i].1)
+    }
+}
+
+/// `a == b` for short texts, compared eight bytes at a time inline (a call
+/// to `memcmp` costs more than comparing an event type).
+fn same_short_text(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut x, mut y) = (a.chunks_exact(8), b.chunks_exact(8));
+    let word = |w: &[u8]| u64::from_le_bytes(w.try_into().expect("eight bytes"));
+    for (p, q) in (&mut x).zip(&mut y) {
+        if word(p) != word(q) {
+            return false;
+        }
+    }
+    x.remainder()
+        .iter()
+        .zip(y.remainder())
+        .fold(true, |same, (p, q)| same & (p == q))
+}
+
 #[derive(Debug, Clone)]
 pub struct ScoringModel {
     pub name: String,
@@ -106,7 +164,7 @@ pub struct ScoringModel {
     pub fit: Vec<FitRule>,
     pub behavior: Vec<BehaviorRule>,
     /// Event type -> indices of the behavior rules that list it.
-    by_event_type: HashMap<String, Vec<u16>, foldhash::fast::RandomState>,
+    by_event_type: EventIndex,
 }
 
 impl ScoringModel {
@@ -155,15 +213,12 @@ impl ScoringModel {
     /// True when some behavior rule lists this event type (events of other types
     /// can never change a score under this model).
     pub fn cares_about(&self, event_type: &str) -> bool {
-        self.by_event_type.contains_key(event_type)
+        !self.by_event_type.get(event_type).is_empty()
     }
 
     /// Indices of the rules listing this event type, before any `where` filter.
     pub fn rules_listing(&self, event_type: &str) -> &[u16] {
-        self.by_event_type
-            .get(event_type)
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
+        self.by_event_type.get(event_type)
     }
 
     /// Does some fit rule check phone numbers (so the phone metadata is needed)?

@@ -1,7 +1,7 @@
 //! TOML -> validated [`ScoringModel`]. Every refusal names the file, the rule
 //! (where there is one) and what is wrong.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use regex::Regex;
 use serde::Deserialize;
@@ -231,13 +231,10 @@ pub(super) fn parse(text: &str, source: &str) -> Result<ScoringModel, ModelError
         return Err(cx.err(None, "too many behavior rules (at most 65535)"));
     }
 
-    let mut by_event_type: HashMap<String, Vec<u16>, foldhash::fast::RandomState> = HashMap::default();
+    let mut by_event_type = super::EventIndex::default();
     for (i, rule) in behavior.iter().enumerate() {
         for ty in &rule.events {
-            let slot = by_event_type.entry(ty.clone()).or_default();
-            if !slot.contains(&(i as u16)) {
-                slot.push(i as u16);
-            }
+            by_event_type.add(ty, i as u16);
         }
     }
 
