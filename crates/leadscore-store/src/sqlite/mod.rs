@@ -178,6 +178,7 @@ impl SqliteStore {
 
 fn writer_loop(mut w: Writer, rx: mpsc::Receiver<Job>) {
     while let Ok(first) = rx.recv() {
+        let started = std::time::Instant::now();
         let begun = w.conn.execute_batch("BEGIN IMMEDIATE").is_ok() && w.refresh_active().is_ok();
         if !begun {
             let _ = w.conn.execute_batch("ROLLBACK");
@@ -194,7 +195,14 @@ fn writer_loop(mut w: Writer, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        let worked = started.elapsed();
         let commit = w.conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        tracing::debug!(
+            requests = replies.len(),
+            work_ms = worked.as_secs_f64() * 1e3,
+            commit_ms = (started.elapsed() - worked).as_secs_f64() * 1e3,
+            "group committed"
+        );
         if commit.is_err() {
             let _ = w.conn.execute_batch("ROLLBACK");
             w.cache.clear();
