@@ -1635,3 +1635,93 @@ async fn an_interrupted_rescoring_resumes_at_start() {
         assert!(!leadscore_server::resume_rescore(&srv.state).await.unwrap());
     }
 }
+
+/// Two server instances on one PostgreSQL database, each taking events for
+/// the same leads at the same time: every accepted event is stored once and
+/// every lead's stored score is the engine's answer for its stored events.
+#[tokio::test]
+async fn two_instances_on_one_postgres_database_keep_every_score_right() {
+    let Ok(base) = std::env::var("DATABASE_URL") else {
+        eprintln!("two-instance PostgreSQL test SKIPPED: DATABASE_URL is not set");
+        return;
+    };
+    let url = fresh_schema(&base).await;
+    let a = start_on(
+        leadscore_store::open(&url).await.unwrap(),
+        Settings::default(),
+        None,
+    )
+    .await;
+    let b = start_on(
+        leadscore_store::open(&url).await.unwrap(),
+        Settings::default(),
+        None,
+    )
+    .await;
+    a.activate_spec_model().await;
+    let leads: Vec<String> = (0..8).map(|i| format!("P{i}")).collect();
+    for id in &leads {
+        assert_eq!(a.post("/leads", spec_lead(id)).await.0, StatusCode::CREATED);
+    }
+    // Each of 8 tasks sends 10 batches alternately to A and B; every batch
+    // holds events for every lead, and half the ids are sent twice (once per
+    // instance), so the two instances race on the same leads and ids.
+    let mut tasks = Vec::new();
+    for task in 0..8u32 {
+        let (ca, cb) = (a.client.clone(), b.client.clone());
+        let (ua, ub) = (a.api("/events/batch"), b.api("/events/batch"));
+        let (ta, tb) = (a.admin.clone(), b.admin.clone());
+        let leads = leads.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut accepted = Vec::new();
+            for round in 0..10u32 {
+                let batch: Vec<Value> = leads
+                    .iter()
+                    .enumerate()
+                    .map(|(i, lead)| {
+                        let shared = (round + i as u32) % 2 == 0;
+                        let id = if shared { format!("s-{round}-{i}") } else { format!("t{task}-{round}-{i}") };
+                        let kind = ["email_clicked", "page_viewed", "demo_requested"][(i + round as usize) % 3];
+                        json!({"id": id, "lead": lead, "type": kind, "occurred_at": before_t(f64::from(round + task)),
+                               "properties": {"path": "/pricing"}})
+                    })
+                    .collect();
+                let (client, url, token) = if (task + round) % 2 == 0 { (&ca, &ua, &ta) } else { (&cb, &ub, &tb) };
+                let (s, v) = send(client.post(url).bearer_auth(token).json(&batch)).await;
+                assert_eq!(s, StatusCode::OK, "{v}");
+                for r in v["results"].as_array().unwrap() {
+                    if r["status"] == "accepted" {
+                        accepted.push(r["id"].as_str().unwrap().to_owned());
+                    }
+                }
+            }
+            accepted
+        }));
+    }
+    let mut accepted = Vec::new();
+    for t in tasks {
+        accepted.extend(t.await.unwrap());
+    }
+    let unique: BTreeSet<&String> = accepted.iter().collect();
+    assert_eq!(unique.len(), accepted.len(), "an event id was accepted twice");
+    let mut stored = 0;
+    for id in &leads {
+        let (_, ev) = a.get(&format!("/leads/{id}/events")).await;
+        stored += ev["events"].as_array().unwrap().len();
+        let (_, la) = a.get(&format!("/leads/{id}")).await;
+        let (_, lb) = b.get(&format!("/leads/{id}")).await;
+        assert_eq!(
+            la["score"], lb["score"],
+            "{id}: both instances read the same score"
+        );
+        let as_of = la["score"]["as_of"].as_str().unwrap().to_owned();
+        let (_, fresh) = a.get(&format!("/leads/{id}/score?as_of={as_of}")).await;
+        for k in ["score", "fit", "engagement", "band", "grade", "mql", "breakdown"] {
+            assert_eq!(
+                la["score"][k], fresh[k],
+                "{id}: stored `{k}` differs from a recomputation"
+            );
+        }
+    }
+    assert_eq!(stored, accepted.len(), "every accepted event is stored once");
+}
