@@ -1679,14 +1679,14 @@ async fn two_instances_on_one_postgres_database_keep_every_score_right() {
                     .iter()
                     .enumerate()
                     .map(|(i, lead)| {
-                        let shared = (round + i as u32) % 2 == 0;
+                        let shared = (round + i as u32).is_multiple_of(2);
                         let id = if shared { format!("s-{round}-{i}") } else { format!("t{task}-{round}-{i}") };
                         let kind = ["email_clicked", "page_viewed", "demo_requested"][(i + round as usize) % 3];
                         json!({"id": id, "lead": lead, "type": kind, "occurred_at": before_t(f64::from(round + task)),
                                "properties": {"path": "/pricing"}})
                     })
                     .collect();
-                let (client, url, token) = if (task + round) % 2 == 0 { (&ca, &ua, &ta) } else { (&cb, &ub, &tb) };
+                let (client, url, token) = if (task + round).is_multiple_of(2) { (&ca, &ua, &ta) } else { (&cb, &ub, &tb) };
                 let (s, v) = send(client.post(url).bearer_auth(token).json(&batch)).await;
                 assert_eq!(s, StatusCode::OK, "{v}");
                 for r in v["results"].as_array().unwrap() {
