@@ -415,16 +415,32 @@ impl PgStore {
         }
         let model = self.scoring_model(&tx).await?;
         let mut out = Vec::with_capacity(leads.len());
-        let mut settled = Vec::new();
+        let mut batch = LeadBatch::default();
         for new in leads {
             out.push(
-                self.write_lead(&tx, new, on_conflict, model.as_ref(), now, &mut settled)
+                self.write_lead(&tx, new, on_conflict, model.as_ref(), now, &mut batch)
                     .await?,
             );
         }
+        self.score_created(&tx, &mut batch, model.as_ref(), now).await?;
         tx.commit().await?;
-        self.settle(settled);
+        self.settle(batch.settled);
         Ok(out)
+    }
+
+    /// Scores the leads created so far in a batch, all in one go.
+    async fn score_created(
+        &self,
+        tx: &Transaction<'_>,
+        batch: &mut LeadBatch<'_>,
+        model: Option<&ActiveModel>,
+        now: Timestamp,
+    ) -> TxResult<()> {
+        if !batch.created.is_empty() {
+            let items = std::mem::take(&mut batch.created);
+            batch.settled.extend(self.rescore(tx, &items, model, now).await?);
+        }
+        Ok(())
     }
 
     async fn write_lead(
@@ -434,12 +450,17 @@ impl PgStore {
         on_conflict: OnConflict,
         model: Option<&ActiveModel>,
         now: Timestamp,
-        settled: &mut Vec<Settled>,
+        batch: &mut LeadBatch<'_>,
     ) -> TxResult<LeadWrite> {
         let key = email_key(new.lead.get(StdField::Email));
         let given_id = new.lead.get(StdField::Id);
         let stmt = tx
-            .prepare_cached("SELECT id, email_key FROM leads WHERE id = $1 OR email_key = $2")
+            // Two equality lookups, not one `OR`: a plan made while the table
+            // was small would otherwise scan it for every lead of a big import.
+            .prepare_cached(
+                "SELECT id, email_key FROM leads WHERE id = $1 \
+                 UNION ALL SELECT id, email_key FROM leads WHERE email_key = $2",
+            )
             .await?;
         let (mut by_id, mut by_email) = (None, None);
         for row in tx.query(&stmt, &[&given_id, &key]).await? {
@@ -458,6 +479,9 @@ impl PgStore {
             }),
             (Target::Existing { id, by }, OnConflict::Refuse) => Ok(LeadWrite::Conflict { existing: id, by }),
             (Target::Existing { id, .. }, OnConflict::Update) => {
+                // The lead may be one created earlier in this batch: score
+                // those first, so the edit builds on their stored state.
+                self.score_created(tx, batch, model, now).await?;
                 let Some((record, state)) = lock_lead(tx, &id).await? else {
                     // Deleted meanwhile: try again from the start.
                     return Err(Fail::Retry(format!("lead `{id}` vanished during an upsert")));
@@ -465,7 +489,8 @@ impl PgStore {
                 let mut lead = record.lead.clone();
                 let mut owner = record.owner.clone();
                 if merge_new(&mut lead, &mut owner, new) {
-                    settled.extend(self.save_edit(tx, &id, state, lead, owner, model, now).await?);
+                    let done = self.save_edit(tx, &id, state, lead, owner, model, now).await?;
+                    batch.settled.extend(done);
                 }
                 Ok(LeadWrite::Updated(id))
             }
@@ -507,7 +532,7 @@ impl PgStore {
                     new_events: Vec::new(),
                     cause: Cause::Created,
                 };
-                settled.extend(self.rescore(tx, &[item], model, now).await?);
+                batch.created.push(item);
                 Ok(LeadWrite::Created(id))
             }
         }
@@ -679,4 +704,12 @@ impl PgStore {
         self.settle(settled);
         Ok((n, last))
     }
+}
+
+/// What a batch of lead writes has done so far: cache entries to settle at
+/// commit, and new leads still to score (scored together, one statement).
+#[derive(Default)]
+struct LeadBatch<'a> {
+    settled: Vec<Settled>,
+    created: Vec<Rescore<'a>>,
 }
