@@ -473,54 +473,58 @@ async fn listing_filters_sorts_and_pages() {
                 .0
                 .len()
         };
-        assert_eq!(
-            count(LeadQuery {
-                owner: Some("mai".into()),
-                ..Default::default()
-            })
-            .await,
-            9
-        );
-        assert_eq!(
-            count(LeadQuery {
-                text: Some("blue OCEAN".into()),
-                ..Default::default()
-            })
-            .await,
-            1
-        );
-        assert_eq!(
-            count(LeadQuery {
-                text: Some("%".into()),
-                ..Default::default()
-            })
-            .await,
-            0
-        );
-        assert_eq!(
-            count(LeadQuery {
-                band: Some("warm".into()),
-                ..Default::default()
-            })
-            .await,
-            10
-        );
-        assert_eq!(
-            count(LeadQuery {
-                grade: Some("B".into()),
-                ..Default::default()
-            })
-            .await,
-            12
-        );
-        assert_eq!(
-            count(LeadQuery {
-                mql: Some(true),
-                ..Default::default()
-            })
-            .await,
-            0
-        );
+        let q = LeadQuery::default;
+        for (query, expected) in [
+            (
+                LeadQuery {
+                    owner: Some("mai".into()),
+                    ..q()
+                },
+                9,
+            ),
+            (
+                LeadQuery {
+                    text: Some("blue OCEAN".into()),
+                    ..q()
+                },
+                1,
+            ),
+            (
+                LeadQuery {
+                    text: Some("%".into()),
+                    ..q()
+                },
+                0,
+            ),
+            (
+                LeadQuery {
+                    band: Some("warm".into()),
+                    ..q()
+                },
+                10,
+            ),
+            (
+                LeadQuery {
+                    grade: Some("B".into()),
+                    ..q()
+                },
+                12,
+            ),
+            (
+                LeadQuery {
+                    mql: Some(true),
+                    ..q()
+                },
+                0,
+            ),
+        ] {
+            assert_eq!(
+                count(query.clone()).await,
+                expected,
+                "{query:?} on {}",
+                s.backend()
+            );
+        }
         let newest = s
             .list_leads(&LeadQuery {
                 order: LeadOrder::Created,
