@@ -12,6 +12,7 @@ pub mod postgres;
 pub mod records;
 pub mod rescore;
 pub mod sqlite;
+pub mod testing;
 
 use std::sync::Arc;
 

@@ -24,56 +24,14 @@ async fn backends() -> Vec<Fixture> {
     }];
     match std::env::var("DATABASE_URL") {
         Ok(base) if !base.is_empty() => out.push(Fixture {
-            store: open(&fresh_schema(&base).await).await.unwrap(),
+            store: open(&testing::fresh_postgres_schema(&base, "ct").await.unwrap())
+                .await
+                .unwrap(),
             _dir: None,
         }),
         _ => eprintln!("PostgreSQL contract tests SKIPPED: DATABASE_URL is not set"),
     }
     out
-}
-
-/// Creates a uniquely named schema and returns a URL whose connections use it.
-async fn fresh_schema(base: &str) -> String {
-    let (client, conn) = tokio_postgres::connect(base, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let name = format!(
-        "ct_{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
-    // Schemas of earlier runs (over an hour old) go; this run's stay until the next.
-    let now_ns = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let old = client
-        .query(
-            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'ct\\_%'",
-            &[],
-        )
-        .await
-        .unwrap();
-    for row in old {
-        let schema: String = row.get(0);
-        let made: u128 = schema[3..].parse().unwrap_or(u128::MAX);
-        if made < now_ns.saturating_sub(3_600_000_000_000) {
-            let _ = client
-                .batch_execute(&format!(
-                    "SET lock_timeout = '2s'; DROP SCHEMA IF EXISTS {schema} CASCADE"
-                ))
-                .await;
-        }
-    }
-    client
-        .batch_execute(&format!("CREATE SCHEMA {name}"))
-        .await
-        .unwrap();
-    let sep = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{sep}options=-c%20search_path%3D{name}")
 }
 
 fn t(s: &str) -> Timestamp {

@@ -251,28 +251,11 @@ pub async fn servers_with(settings: Settings) -> Vec<Server> {
     out
 }
 
-/// Creates a uniquely named schema and returns a URL whose connections use it.
+/// A fresh PostgreSQL schema for one test; returns a URL that uses it.
 pub async fn fresh_schema(base: &str) -> String {
-    let (client, conn) = tokio_postgres::connect(base, tokio_postgres::NoTls)
+    leadscore_store::testing::fresh_postgres_schema(base, "x")
         .await
-        .expect("PostgreSQL at DATABASE_URL answers");
-    tokio::spawn(conn);
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let name = format!(
-        "x_{}_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos(),
-        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    );
-    client
-        .batch_execute(&format!("CREATE SCHEMA {name}"))
-        .await
-        .unwrap();
-    let sep = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{sep}options=-c%20search_path%3D{name}")
+        .expect("PostgreSQL at DATABASE_URL answers")
 }
 
 /// The worked example's lead (`id`), with a corporate e-mail at its own domain.
