@@ -40,6 +40,8 @@ type Job = Box<dyn FnOnce(Option<&mut Writer>) -> Reply + Send>;
 
 #[derive(Debug)]
 pub struct SqliteStore {
+    /// Dropped with the store, which ends the checkpointer thread.
+    _stop_checkpoints: mpsc::Sender<()>,
     path: PathBuf,
     jobs: mpsc::Sender<Job>,
     readers: Arc<Vec<Mutex<Connection>>>,
@@ -63,11 +65,12 @@ fn open_conn(path: &Path, flags: OpenFlags, cache_kib: i64) -> Result<Connection
     let conn = Connection::open_with_flags(path, flags)
         .map_err(|e| StoreError::Database(format!("cannot open {}: {e}", path.display())))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    // Checkpoints copy the WAL back into the file: fewer, larger ones cost
-    // less than one after every few commits.
+    // No connection checkpoints on commit: a checkpoint copies the WAL back
+    // into the file and would stall the writer (and every request waiting on
+    // it) for its whole length. The checkpointer thread does it instead.
     conn.execute_batch(&format!(
         "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA cache_size = -{cache_kib}; \
-         PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 16384;"
+         PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;"
     ))?;
     Ok(conn)
 }
@@ -121,7 +124,18 @@ impl SqliteStore {
             .name("sqlite-writer".into())
             .spawn(move || writer_loop(writer, rx))
             .map_err(|e| StoreError::Database(format!("cannot start the writer: {e}")))?;
+        let checkpointer = open_conn(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            READER_CACHE_KIB,
+        )?;
+        let (stop_checkpoints, stopped) = mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || checkpoint_loop(&checkpointer, &stopped))
+            .map_err(|e| StoreError::Database(format!("cannot start the checkpointer: {e}")))?;
         Ok(SqliteStore {
+            _stop_checkpoints: stop_checkpoints,
             path: path.to_owned(),
             jobs,
             readers: Arc::new(readers),
@@ -174,6 +188,19 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Database(format!("a read failed: {e}")))?
     }
+}
+
+/// Copies the WAL back into the database file every half second, beside the
+/// writer rather than inside its commits (a PASSIVE checkpoint never blocks
+/// the writer or the readers). Ends when the store is dropped.
+fn checkpoint_loop(conn: &Connection, stop: &mpsc::Receiver<()>) {
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(std::time::Duration::from_millis(500))
+    {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "WAL checkpoint failed; it is tried again");
+        }
+    }
+    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
 }
 
 fn writer_loop(mut w: Writer, rx: mpsc::Receiver<Job>) {
