@@ -102,6 +102,7 @@ pub fn read_events<R: Read + Send + 'static>(
 
     let mut out = Collected {
         hits: Vec::new(),
+        per_lead: Vec::new(),
         dedup: Dedup::default(),
         next_line: 1,
     };
@@ -177,20 +178,45 @@ pub fn read_events<R: Read + Send + 'static>(
         .collect();
     out.collect(resolved, file, bad, strict)?;
 
-    let Collected { mut hits, dedup, .. } = out;
+    let Collected {
+        hits: pieces,
+        mut per_lead,
+        dedup,
+        ..
+    } = out;
+    let mut hits = Hits {
+        pieces,
+        per_lead: Vec::new(),
+    };
     let duplicates = dedup.duplicate_lines(|hashes| ids_with_hashes(model, ids, file, hashes))?;
     if !duplicates.is_empty() {
-        hits.par_iter_mut()
+        hits.pieces
+            .par_iter_mut()
             .for_each(|piece| piece.retain(|h| duplicates.binary_search(&h.seq).is_err()));
+        // Rare: count again rather than track what the filter removed.
+        per_lead.iter_mut().for_each(|c| *c = 0);
+        for h in hits.pieces.iter().flatten() {
+            per_lead[h.lead as usize] += 1;
+        }
     }
+    per_lead.resize(ids.len(), 0);
+    hits.per_lead = per_lead;
     Ok(Some((hits, duplicates.len() as u64)))
 }
 
-/// The hits of the whole file, a vector per parsed piece, in line order.
-pub type Hits = Vec<Vec<LeadHit>>;
+/// The hits of the whole file.
+#[derive(Default)]
+pub struct Hits {
+    /// A vector per parsed piece, in line order.
+    pub pieces: Vec<Vec<LeadHit>>,
+    /// How many hits each lead has (indexed by lead; empty when there are none).
+    pub per_lead: Vec<usize>,
+}
 
 struct Collected {
-    hits: Hits,
+    hits: Vec<Vec<LeadHit>>,
+    /// Hits per lead, counted as pieces are collected (grown as leads appear).
+    per_lead: Vec<usize>,
     dedup: Dedup,
     /// The file-wide number of the next piece's first line.
     next_line: u64,
@@ -216,7 +242,14 @@ impl Collected {
                 }
                 reject(bad, strict, row)?;
             }
-            r.hits.iter_mut().for_each(|h| h.seq += shift);
+            for h in &mut r.hits {
+                h.seq += shift;
+                let lead = h.lead as usize;
+                if lead >= self.per_lead.len() {
+                    self.per_lead.resize(lead + 1, 0);
+                }
+                self.per_lead[lead] += 1;
+            }
             self.dedup.extend(&r.ids);
             self.hits.push(r.hits);
         }

@@ -66,7 +66,7 @@ pub fn score_files(model: &ScoringModel, inputs: &Inputs) -> Result<Scored> {
         };
         let mut event_bad = BadRows::default();
         let events = match events_file {
-            None => Ok(Some((events_jsonl::Hits::new(), 0))),
+            None => Ok(Some((events_jsonl::Hits::default(), 0))),
             Some((path, f)) => {
                 let size = f.metadata().ok().map(|m| m.len());
                 events_jsonl::read_events(model, &leads, f, path, size, &mut event_bad, inputs.strict)
@@ -83,31 +83,25 @@ pub fn score_files(model: &ScoringModel, inputs: &Inputs) -> Result<Scored> {
     })?;
     timer.mark("events read");
 
-    // Group hits by lead (a counting sort), then score leads in parallel.
-    // The grouping runs in parallel over ranges of leads: each range's task
-    // reads all hits (a sequential read) and counts, then places, only its
-    // own, so the random writes are shared out without any locking.
+    // Group hits by lead (a counting sort: the hits per lead were counted as
+    // they were collected), then score leads in parallel. The placing runs
+    // in parallel over ranges of leads: each range's task reads all hits (a
+    // sequential read) and places only its own, so the random writes are
+    // shared out without any locking.
     let n = table.ids.len();
     let parts = rayon::current_num_threads().max(1);
     let bounds: Vec<usize> = (0..=parts).map(|p| n * p / parts).collect();
-    let mut counts = vec![0usize; n];
-    split_at_bounds(&mut counts, &bounds)
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(p, counts)| {
-            let range = bounds[p]..bounds[p + 1];
-            for h in hits.iter().flatten() {
-                if range.contains(&(h.lead as usize)) {
-                    counts[h.lead as usize - range.start] += 1;
-                }
-            }
-        });
+    let events_jsonl::Hits {
+        pieces: hits,
+        mut per_lead,
+    } = hits;
+    per_lead.resize(n, 0);
     let mut starts = Vec::with_capacity(n + 1);
     starts.push(0usize);
-    for c in &counts {
+    for c in &per_lead {
         starts.push(starts[starts.len() - 1] + c);
     }
-    drop(counts);
+    drop(per_lead);
     let mut grouped = vec![
         Hit {
             rule: 0,
