@@ -71,6 +71,13 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
+/// The request body, read whole within the body limit (else 413).
+async fn whole_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state)
+        .await
+        .map_err(|e| body_error(e.status(), e.body_text()))
+}
+
 /// A JSON body read whole (within the body limit) and parsed, with errors in
 /// the API's shape: where the JSON breaks, or that the body is too large.
 pub struct JsonBody(pub Value);
@@ -79,9 +86,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| body_error(e.status(), e.body_text()))?;
+        let bytes = whole_body(req, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::bad_request(
                 "the request body is empty; send a JSON document",
@@ -100,9 +105,7 @@ impl<S: Send + Sync> FromRequest<S> for TextBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| body_error(e.status(), e.body_text()))?;
+        let bytes = whole_body(req, state).await?;
         if let Some(at) = bytes.iter().position(|b| *b == 0) {
             return Err(ApiError::bad_request(format!(
                 "the body holds a NUL byte (byte {at}); send text"
