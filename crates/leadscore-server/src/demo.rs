@@ -29,5 +29,8 @@ pub async fn load(store: &Arc<dyn Store>, now: leadscore_core::Timestamp) -> Res
         .filter_map(|v| crate::wire::event(&v).ok())
         .collect();
     store.ingest(events, now).await?;
+    // Every lead was scored as it came in; this records the activation's
+    // rescoring as done (so the next start has nothing to resume).
+    store.rescore_all(now, std::sync::Arc::new(|_, _| {})).await?;
     Ok(true)
 }
