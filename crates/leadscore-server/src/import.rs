@@ -8,6 +8,8 @@ use leadscore_core::{Lead, StdField};
 use leadscore_store::{LeadOrder, LeadQuery, LeadRecord, LeadWrite, NewLead, OnConflict, Store};
 use serde::Serialize;
 
+use crate::wire::{check_std_text, no_control};
+
 /// Where an imported column goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Column {
@@ -113,19 +115,24 @@ fn lead_from(columns: &[Column], r: &csv::StringRecord) -> Result<NewLead, Strin
             continue;
         }
         match c {
-            Column::Std(f @ (StdField::Employees | StdField::AnnualRevenue)) => {
-                let clean: String = v.chars().filter(|c| !matches!(c, ',' | ' ' | '$')).collect();
-                if leadscore_core::fit::parse_number(&clean).is_none() {
-                    return Err(format!("`{}` must be a number", f.name()));
-                }
-                lead.set(*f, clean);
+            Column::Std(f) => {
+                // Spreadsheets write amounts as "1,200" or "$ 4500000".
+                let value: String = if matches!(f, StdField::Employees | StdField::AnnualRevenue) {
+                    v.chars().filter(|c| !matches!(c, ',' | ' ' | '$')).collect()
+                } else {
+                    v.to_owned()
+                };
+                check_std_text(*f, &value).map_err(|e| e.message)?;
+                lead.set(*f, value);
             }
-            Column::Std(StdField::IsCustomer) if leadscore_core::fit::parse_bool(v).is_none() => {
-                return Err("`is_customer` must be true or false".into());
+            Column::Owner => {
+                no_control("owner", v).map_err(|e| e.message)?;
+                owner = Some(v.to_owned());
             }
-            Column::Std(f) => lead.set(*f, v),
-            Column::Owner => owner = Some(v.to_owned()),
-            Column::Attribute(name) => lead.set_attribute(name.clone(), v),
+            Column::Attribute(name) => {
+                no_control(name, v).map_err(|e| e.message)?;
+                lead.set_attribute(name.clone(), v);
+            }
         }
     }
     if lead.get(StdField::Id).is_none()

@@ -31,11 +31,20 @@ fn field_value(field: StdField, v: &Value) -> Result<Option<String>, ApiError> {
     if text.is_empty() {
         return Ok(None);
     }
-    no_control(name, &text)?;
-    if NUMERIC.contains(&field) && leadscore_core::fit::parse_number(&text).is_none() {
+    check_std_text(field, &text)?;
+    Ok(Some(text))
+}
+
+/// Checks a standard field's (non-blank) text, however it arrived (JSON or
+/// CSV): no control characters, numbers where numbers belong, a boolean for
+/// `is_customer`, at most 1,000 characters.
+pub fn check_std_text(field: StdField, text: &str) -> Result<(), ApiError> {
+    let name = field.name();
+    no_control(name, text)?;
+    if NUMERIC.contains(&field) && leadscore_core::fit::parse_number(text).is_none() {
         return Err(ApiError::invalid(name, format!("`{name}` must be a number")));
     }
-    if field == StdField::IsCustomer && leadscore_core::fit::parse_bool(&text).is_none() {
+    if field == StdField::IsCustomer && leadscore_core::fit::parse_bool(text).is_none() {
         return Err(ApiError::invalid(name, format!("`{name}` must be true or false")));
     }
     if text.len() > 1000 {
@@ -44,12 +53,12 @@ fn field_value(field: StdField, v: &Value) -> Result<Option<String>, ApiError> {
             format!("`{name}` is longer than 1,000 characters"),
         ));
     }
-    Ok(Some(text))
+    Ok(())
 }
 
 /// Control characters (NUL above all, which PostgreSQL cannot store) are
 /// refused in every text a lead or event carries; tabs and line ends are fine.
-fn no_control(field: &str, text: &str) -> Result<(), ApiError> {
+pub fn no_control(field: &str, text: &str) -> Result<(), ApiError> {
     match text
         .chars()
         .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
