@@ -8,7 +8,6 @@ mod service;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -195,8 +194,5 @@ fn path_str(p: &Path) -> Result<&str> {
 }
 
 pub(crate) fn now() -> Timestamp {
-    let micros = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64);
-    Timestamp::from_micros(micros)
+    (leadscore_server::system_clock())()
 }

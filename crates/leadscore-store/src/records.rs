@@ -188,11 +188,11 @@ impl Cursor {
             Cursor::Score { score: None, id } => format!("s::{id}"),
             Cursor::Created { at, id } => format!("c:{at}:{id}"),
         };
-        hex_encode(raw.as_bytes())
+        hex::encode(raw.as_bytes())
     }
 
     pub fn decode(text: &str) -> Option<Cursor> {
-        let raw = String::from_utf8(hex_decode(text)?).ok()?;
+        let raw = String::from_utf8(hex::decode(text).ok()?).ok()?;
         let (kind, rest) = raw.split_once(':')?;
         let (key, id) = rest.split_once(':')?;
         let id = id.to_owned();
@@ -209,20 +209,6 @@ impl Cursor {
             _ => None,
         }
     }
-}
-
-fn hex_encode(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn hex_decode(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// A stored scoring model.
