@@ -89,6 +89,20 @@ enum Command {
         #[command(flatten)]
         db: service::DbArgs,
     },
+    /// List follow-up tasks (call back later, contract ending), soonest due first.
+    Tasks {
+        /// Only this rep's tasks.
+        #[arg(long, value_name = "NAME")]
+        owner: Option<String>,
+        /// Only tasks due before this date (YYYY-MM-DD or RFC 3339).
+        #[arg(long, value_name = "DATE")]
+        due_before: Option<String>,
+        /// Include tasks that are done.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        db: service::DbArgs,
+    },
     /// Print the settings file with every default.
     DefaultConfig,
 }
@@ -175,6 +189,12 @@ fn run(cli: Cli) -> Result<()> {
         Command::Token { command } => service::token(&command),
         Command::Import { file, upsert, db } => service::import_file(&db, &file, upsert),
         Command::Export { output, db } => service::export(&db, output.as_deref()),
+        Command::Tasks {
+            owner,
+            due_before,
+            all,
+            db,
+        } => service::tasks(&db, owner, due_before.as_deref(), all),
         Command::DefaultConfig => {
             print!("{}", leadscore_server::Settings::default_file());
             Ok(())

@@ -223,3 +223,67 @@ pub fn export(db: &DbArgs, output: Option<&Path>) -> Result<()> {
         Ok(())
     })
 }
+
+/// `leadscore tasks`: follow-up tasks as an aligned table.
+pub fn tasks(db: &DbArgs, owner: Option<String>, due_before: Option<&str>, all: bool) -> Result<()> {
+    let s = settings(db, None)?;
+    let due_before = due_before
+        .map(|d| {
+            leadscore_core::workflow::parse_day_or_time(d).with_context(|| {
+                format!("--due-before: `{d}` is not a date (YYYY-MM-DD) or an RFC 3339 time")
+            })
+        })
+        .transpose()?;
+    runtime()?.block_on(async move {
+        let store = open(&s).await?;
+        let tasks = store
+            .list_tasks(&leadscore_store::TaskQuery {
+                owner,
+                lead: None,
+                due_before,
+                open: (!all).then_some(true),
+                limit: 1000,
+            })
+            .await?;
+        if tasks.is_empty() {
+            println!("no tasks");
+            return Ok(());
+        }
+        let rows: Vec<[String; 6]> = tasks
+            .iter()
+            .map(|t| {
+                [
+                    t.due.to_string()[..10].to_owned(),
+                    if t.open { "open" } else { "done" }.to_owned(),
+                    t.owner.clone().unwrap_or_else(|| "-".into()),
+                    t.lead.clone(),
+                    t.doc.kind.clone(),
+                    t.doc.title.clone(),
+                ]
+            })
+            .collect();
+        let head = ["DUE", "STATE", "OWNER", "LEAD", "KIND", "TITLE"];
+        let mut widths = head.map(str::len);
+        for r in &rows {
+            for (w, c) in widths.iter_mut().zip(r) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        let line = |cells: &[&str]| {
+            let mut out = String::new();
+            for (i, c) in cells.iter().enumerate() {
+                if i + 1 == cells.len() {
+                    out.push_str(c);
+                } else {
+                    out.push_str(&format!("{c:<w$}  ", w = widths[i]));
+                }
+            }
+            println!("{out}");
+        };
+        line(&head);
+        for r in &rows {
+            line(&r.iter().map(String::as_str).collect::<Vec<_>>());
+        }
+        Ok(())
+    })
+}

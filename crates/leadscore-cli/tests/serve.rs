@@ -370,6 +370,70 @@ fn import_and_export_commands() {
     });
 }
 
+/// `leadscore tasks` lists the follow-ups a status change created through the API.
+#[test]
+fn tasks_command_lists_due_follow_ups() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = db_url(dir.path());
+    let admin = token(&url, "admin", None);
+    let ann = token(&url, "rep", Some("ann"));
+    let (ok, stdout, stderr) = run(leadscore().args(["tasks", "--database-url", &url]));
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.trim(), "no tasks");
+    let srv = Server::start(&url, false);
+    let due = now().minus_days(-3.0).to_string()[..10].to_owned();
+    let contract_ends = now().minus_days(-400.0).to_string()[..10].to_owned();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let c = client();
+        for (id, owner) in [("L1", "ann"), ("L2", "bob")] {
+            let (s, v) = post(
+                &c,
+                &srv.api("/leads"),
+                &admin,
+                &json!({"id": id, "company": "Lotus", "owner": owner}),
+            )
+            .await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+        }
+        let (s, v) = post(
+            &c,
+            &srv.api("/leads/L1/status"),
+            &ann,
+            &json!({"status": "contact_later", "date": due}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let body = json!({"status": "disqualified", "reason": "under_contract", "date": contract_ends});
+        let (s, v) = post(&c, &srv.api("/leads/L2/status"), &admin, &body).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    });
+    drop(srv);
+    let (ok, stdout, stderr) = run(leadscore().args(["tasks", "--owner", "ann", "--database-url", &url]));
+    assert!(ok, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(
+        lines[0].starts_with("DUE") && lines[0].contains("TITLE"),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].starts_with(&due) && lines[1].contains("L1") && lines[1].contains("contact_later"),
+        "{stdout}"
+    );
+    let (_, all, _) = run(leadscore().args(["tasks", "--database-url", &url]));
+    assert_eq!(all.lines().count(), 3, "{all}");
+    assert!(all.contains("contract_ending") && all.contains("bob"), "{all}");
+    let in_a_month = now().minus_days(-30.0).to_string()[..10].to_owned();
+    let (_, soon, _) = run(leadscore().args(["tasks", "--due-before", &in_a_month, "--database-url", &url]));
+    assert_eq!(
+        soon.lines().count(),
+        2,
+        "only the call-back is due within a month: {soon}"
+    );
+    let (ok, _, stderr) = run(leadscore().args(["tasks", "--due-before", "soon", "--database-url", &url]));
+    assert!(!ok && stderr.contains("--due-before"), "{stderr}");
+}
+
 /// What one streaming client saw.
 #[derive(Default)]
 struct Seen {

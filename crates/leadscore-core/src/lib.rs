@@ -13,6 +13,7 @@ pub mod lead;
 pub mod model;
 pub mod scoring;
 pub mod time;
+pub mod workflow;
 
 pub use behavior::{BehaviorRule, Hit, PropertyLookup};
 pub use event::Event;

@@ -50,6 +50,11 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The name recorded on what the caller does: its user, or its role.
+    pub fn actor(&self) -> String {
+        self.user.clone().unwrap_or_else(|| self.role.as_str().to_owned())
+    }
+
     /// Refuses (403) unless the caller has one of `roles`.
     pub fn require(&self, roles: &[Role], what: &str) -> Result<(), ApiError> {
         if roles.contains(&self.role) {

@@ -17,6 +17,8 @@ pub struct ApiError {
     pub field: Option<String>,
     /// For conflicts: the id of the lead that already exists.
     pub existing_id: Option<String>,
+    /// For refused status changes: the states allowed next.
+    pub allowed: Option<Vec<String>>,
 }
 
 impl ApiError {
@@ -27,11 +29,17 @@ impl ApiError {
             message: message.into(),
             field: None,
             existing_id: None,
+            allowed: None,
         }
     }
 
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());
+        self
+    }
+
+    pub fn with_allowed(mut self, allowed: Vec<String>) -> Self {
+        self.allowed = Some(allowed);
         self
     }
 
@@ -79,6 +87,9 @@ impl IntoResponse for ApiError {
         let mut error = json!({"code": self.code, "message": self.message, "field": self.field});
         if let Some(id) = self.existing_id {
             error["existing_id"] = json!(id);
+        }
+        if let Some(allowed) = self.allowed {
+            error["allowed"] = json!(allowed);
         }
         let body = json!({ "error": error });
         (self.status, Json(body)).into_response()

@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod openapi;
 mod routes;
 pub mod settings;
+pub mod view;
 pub mod wire;
 
 use std::future::Future;

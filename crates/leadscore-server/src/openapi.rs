@@ -42,7 +42,87 @@ fn query(name: &str, ty: &str, description: &str) -> Value {
     json!({"name": name, "in": "query", "required": false, "schema": {"type": ty}, "description": description})
 }
 
+/// The paths and schemas of the qualification workflow (issue 4).
+fn workflow(doc: &mut Value) {
+    let lead_param = [id_param("id")];
+    let paths = json!({
+        "/leads/{id}/qualification": {
+            "parameters": lead_param,
+            "get": op("The lead's qualification under the deployment's framework (BANT by default): criteria, questions, answers, facts",
+                "admin, manager, rep (own)", None, ("200", r("Qualification")), &["404"]),
+            "put": op("Replace the lead's qualification answers; criteria left out are unknown", "admin, manager, rep (own)",
+                json_body(r("QualificationInput")), ("200", r("Qualification")), &["400", "404", "422"])
+        },
+        "/leads/{id}/status": {
+            "parameters": lead_param,
+            "post": op("Move the lead to a new status; 409 lists the allowed next states. contact_later and under_contract create follow-up tasks",
+                "admin, manager, rep (own)", json_body(r("StatusChange")), ("200", r("Lead")), &["400", "404", "409", "422"])
+        },
+        "/leads/{id}/activities": {
+            "parameters": lead_param,
+            "post": op("Log a call, meeting, e-mail, quote or missed meeting: stored as an event (it feeds the score) and in the lead's log",
+                "admin, manager, rep (own)", json_body(r("Activity")), ("201", json!({"type": "object"})), &["400", "404", "422"])
+        },
+        "/leads/{id}/log": {
+            "parameters": lead_param,
+            "get": op("Who changed the lead's rating, status, qualification and tasks, and when", "admin, manager, rep (own)", None,
+                ("200", json!({"type": "object", "properties": {"lead": {"type": "string"}, "log": {"type": "array", "items": r("LogEntry")}}})), &["404"])
+        },
+        "/tasks": {
+            "parameters": [query("owner", "string", "`me` or a user (reps: their own only)"),
+                query("due_before", "string", "date or RFC 3339"), query("state", "string", "open (default), done or all"),
+                query("lead", "string", "one lead's tasks"), query("limit", "integer", "1..1000, default 200")],
+            "get": op("Follow-up tasks, soonest due first", "admin, manager, rep (own)", None,
+                ("200", json!({"type": "object", "properties": {"tasks": {"type": "array", "items": r("Task")}}})), &["422"])
+        },
+        "/tasks/{id}/{action}": {
+            "parameters": [id_param("id"), id_param("action")],
+            "post": op("`complete`, `snooze` (with `until`) or `reassign` (with `owner`; managers) a task, with an optional `note`",
+                "admin, manager, rep (own tasks; not reassign)", json_body(json!({"type": "object", "properties": {
+                    "note": {"type": "string"}, "until": {"type": "string"}, "owner": {"type": "string"}}})),
+                ("200", r("Task")), &["404", "409", "422"])
+        }
+    });
+    let schemas = json!({
+        "Qualification": {"type": "object", "properties": {"framework": {"type": "string"},
+            "status": {"type": "string", "enum": ["qualified", "in_progress", "unqualified"]},
+            "criteria": {"type": "array", "items": {"type": "object", "properties": {"key": {"type": "string"}, "label": {"type": "string"},
+                "questions": {"type": "array", "items": {"type": "string"}}, "facts_asked": {"type": "array"},
+                "answer": {"type": "string", "enum": ["unknown", "no", "partial", "yes"]}, "notes": {"type": ["string", "null"]},
+                "facts": {"type": "object"}}}}}},
+        "QualificationInput": {"type": "object", "required": ["framework"], "properties": {"framework": {"type": "string"},
+            "criteria": {"type": "object", "additionalProperties": {"type": "object", "properties": {
+                "answer": {"type": "string", "enum": ["unknown", "no", "partial", "yes"]}, "notes": {"type": "string"},
+                "facts": {"type": "object"}}}}}},
+        "StatusChange": {"type": "object", "required": ["status"], "additionalProperties": false, "properties": {
+            "status": {"type": "string", "enum": ["new", "attempting_contact", "contacted", "verified", "contact_later", "qualified",
+                "converted", "disqualified", "lost"]},
+            "reason": {"type": "string", "description": "disqualified: not_interested, no_opportunity, not_a_fit, bad_data, under_contract; lost: in words"},
+            "date": {"type": "string", "description": "contact_later: when; under_contract: when the contract ends; converted: close date"},
+            "expected_value": {"type": "number"}, "currency": {"type": "string"}, "note": {"type": "string"}}},
+        "Activity": {"type": "object", "required": ["type"], "additionalProperties": false, "properties": {
+            "type": {"type": "string", "enum": ["call_held", "meeting_held", "email_sent", "quote_sent", "meeting_missed"]},
+            "id": {"type": "string"}, "occurred_at": {"type": "string"}, "note": {"type": "string"}}},
+        "LogEntry": {"type": "object", "properties": {"at": {"type": "string"}, "actor": {"type": "string"}, "kind": {"type": "string"}, "detail": {"type": "object"}}},
+        "Task": {"type": "object", "properties": {"id": {"type": "string"}, "lead": {"type": "string"}, "owner": {"type": ["string", "null"]},
+            "state": {"type": "string", "enum": ["open", "done"]}, "due": {"type": "string"}, "kind": {"type": "string"}, "title": {"type": "string"},
+            "created_at": {"type": "string"}, "created_by": {"type": "string"}, "done_at": {"type": ["string", "null"]}, "actions": {"type": "array"}}}
+    });
+    for (k, v) in paths.as_object().expect("an object") {
+        doc["paths"][k] = v.clone();
+    }
+    for (k, v) in schemas.as_object().expect("an object") {
+        doc["components"]["schemas"][k] = v.clone();
+    }
+}
+
 pub fn document() -> Value {
+    let mut doc = core_document();
+    workflow(&mut doc);
+    doc
+}
+
+fn core_document() -> Value {
     let lead_props = {
         let mut p = serde_json::Map::new();
         for f in leadscore_core::StdField::ALL {
@@ -79,6 +159,9 @@ pub fn document() -> Value {
                         query("band", "string", "only this band"), query("grade", "string", "only this grade"),
                         query("mql", "boolean", "only MQLs (or non-MQLs)"), query("owner", "string", "only this owner's"),
                         query("q", "string", "text in name, company or e-mail"),
+                        query("rating", "string", "only leads the rep rated so (unknown, not_potential, low, medium, high)"),
+                        query("status", "string", "only leads in this status (`new` includes leads nobody worked on)"),
+                        query("flagged", "boolean", "only leads whose rep rating strongly disagrees with the score"),
                         query("sort", "string", "`score` (default, best first) or `created` (newest first)"),
                         query("limit", "integer", "1..1000, default 50"), query("cursor", "string", "`next_cursor` of the previous page")
                     ],
@@ -99,7 +182,8 @@ pub fn document() -> Value {
             "/leads/{id}": {
                 "parameters": [id_param("id")],
                 "get": op("A lead with its current score", "admin, manager, rep (own)", None, ("200", r("Lead")), &["404"]),
-                "patch": op("Change a lead's fields (null clears one); it is rescored", "admin, manager, rep (own; not `owner`)",
+                "patch": op("Change a lead's fields (null clears one; it is rescored) and/or set the rep's `rating` (with `rating_note`)",
+                    "admin, manager, rep (own; not `owner`)",
                     json_body(r("LeadInput")), ("200", r("Lead")), &["404", "409", "422"]),
                 "delete": {"summary": "Erase a lead with its events and history (right to erasure)", "description": "Roles: admin, manager.",
                     "responses": {"204": {"description": "erased"}, "404": {"$ref": "#/components/responses/Error"}}}

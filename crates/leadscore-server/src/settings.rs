@@ -1,5 +1,6 @@
 //! Settings: defaults, then a TOML file, then `LEADSCORE_*` variables.
 
+use leadscore_core::workflow::{Framework, RatingPolicy};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -13,6 +14,49 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Log format: `text` or `json`.
     pub log_format: String,
+    /// How reps qualify leads: the framework in use, frameworks of the
+    /// team's own, follow-up timing.
+    pub qualification: QualificationSettings,
+    /// How a new lead's signals propose a rating (see `RatingPolicy`).
+    pub rating: RatingPolicy,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QualificationSettings {
+    /// `bant` (the default), `champ`, `anum`, `meddic`, or the name of one
+    /// declared under `[[qualification.frameworks]]`.
+    pub framework: String,
+    /// Days before a competitor's contract ends that a lead disqualified as
+    /// `under_contract` gets its follow-up task.
+    pub contract_follow_up_days: u32,
+    /// Frameworks declared here, the same way as the built-in ones:
+    /// `name`, then `[[qualification.frameworks.criteria]]` with `key`,
+    /// `label`, `questions` and `facts` (`key`, `label`, `kind`: text,
+    /// number, money, date or person).
+    pub frameworks: Vec<Framework>,
+}
+
+impl Default for QualificationSettings {
+    fn default() -> Self {
+        QualificationSettings {
+            framework: "bant".into(),
+            contract_follow_up_days: 60,
+            frameworks: Vec::new(),
+        }
+    }
+}
+
+impl QualificationSettings {
+    /// The framework in use.
+    pub fn framework(&self) -> Framework {
+        self.frameworks
+            .iter()
+            .cloned()
+            .chain(Framework::built_in())
+            .find(|f| f.name == self.framework)
+            .expect("checked when the settings were loaded")
+    }
 }
 
 impl Default for Settings {
@@ -22,6 +66,8 @@ impl Default for Settings {
             database_url: leadscore_store::DEFAULT_DATABASE_URL.into(),
             max_body_bytes: 16 * 1024 * 1024,
             log_format: "text".into(),
+            qualification: QualificationSettings::default(),
+            rating: RatingPolicy::default(),
         }
     }
 }
@@ -61,6 +107,25 @@ impl Settings {
         if !matches!(s.log_format.as_str(), "text" | "json") {
             return Err(format!("log_format: `{}` is not `text` or `json`", s.log_format));
         }
+        let q = &s.qualification;
+        for f in &q.frameworks {
+            f.validate()
+                .map_err(|e| format!("qualification.frameworks: {e}"))?;
+        }
+        let names: Vec<String> = q
+            .frameworks
+            .iter()
+            .map(|f| f.name.clone())
+            .chain(Framework::built_in().into_iter().map(|f| f.name))
+            .collect();
+        if !names.contains(&q.framework) {
+            return Err(format!(
+                "qualification.framework: `{}` is not a known framework ({})",
+                q.framework,
+                names.join(", ")
+            ));
+        }
+        s.rating.validate().map_err(|e| format!("rating: {e}"))?;
         Ok(s)
     }
 
@@ -101,5 +166,33 @@ mod tests {
             Settings::load(Some(("x", &body)), |_| None).unwrap(),
             Settings::default()
         );
+        assert_eq!(Settings::default().qualification.framework().name, "bant");
+    }
+
+    #[test]
+    fn a_team_declares_its_own_framework() {
+        let file = r#"
+[qualification]
+framework = "fit3"
+[[qualification.frameworks]]
+name = "fit3"
+[[qualification.frameworks.criteria]]
+key = "pain"
+label = "A pain we solve"
+questions = ["What breaks today?"]
+facts = [{ key = "cost", label = "What it costs them", kind = "money" }]
+[[qualification.frameworks.criteria]]
+key = "sponsor"
+label = "An executive sponsor"
+"#;
+        let s = Settings::load(Some(("f.toml", file)), |_| None).unwrap();
+        let f = s.qualification.framework();
+        assert_eq!(f.criteria.len(), 2);
+        assert_eq!(f.criteria[0].facts[0].key, "cost");
+        let e = Settings::load(Some(("f.toml", "[qualification]\nframework = \"spin\"")), |_| {
+            None
+        })
+        .unwrap_err();
+        assert!(e.contains("spin") && e.contains("bant"), "{e}");
     }
 }

@@ -56,6 +56,19 @@ pub fn check_std_text(field: StdField, text: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Checks a rep's free text (a note, a reason): no control characters but
+/// tabs and line ends, at most 10,000 characters.
+pub fn check_note(field: &str, text: &str) -> Result<(), ApiError> {
+    no_control(field, text)?;
+    if text.chars().count() > 10_000 {
+        return Err(ApiError::invalid(
+            field,
+            format!("`{field}` is longer than 10,000 characters"),
+        ));
+    }
+    Ok(())
+}
+
 /// Control characters (NUL above all, which PostgreSQL cannot store) are
 /// refused in every text a lead or event carries; tabs and line ends are fine.
 pub fn no_control(field: &str, text: &str) -> Result<(), ApiError> {
@@ -225,6 +238,10 @@ fn number_or_text(text: &str) -> Value {
     }
 }
 
+/// The event property naming the rep who logged an activity; only the
+/// activities endpoint sets it.
+pub const LOGGED_BY: &str = "logged_by";
+
 /// One event from JSON, or why it is not one (with the field at fault).
 pub fn event(v: &Value) -> Result<Event, ApiError> {
     let map = object(v, "an event")?;
@@ -262,6 +279,14 @@ pub fn event(v: &Value) -> Result<Event, ApiError> {
         None | Some(Value::Null) => {}
         Some(Value::Object(p)) => {
             for (k, v) in p {
+                if k == LOGGED_BY {
+                    return Err(ApiError::invalid(
+                        format!("properties.{k}"),
+                        format!(
+                            "`{k}` is set by leadscore on activities reps log (POST /leads/{{id}}/activities)"
+                        ),
+                    ));
+                }
                 let v = match v {
                     Value::String(s) => s.clone(),
                     Value::Null => continue,

@@ -196,6 +196,36 @@ impl ListSql {
         if let Some(o) = &q.owner {
             conds.push(format!("owner = {}", arg(SqlValue::Text(o.clone()))));
         }
+        if let Some(r) = &q.rating {
+            conds.push(format!(
+                "id IN (SELECT lead FROM workflow WHERE rating = {})",
+                arg(SqlValue::Text(r.clone()))
+            ));
+        }
+        if let Some(st) = &q.status {
+            let a = arg(SqlValue::Text(st.clone()));
+            conds.push(format!(
+                "COALESCE((SELECT w.status FROM workflow w WHERE w.lead = leads.id), 'new') = {a}"
+            ));
+        }
+        if let Some(pairs) = &q.flagged {
+            let mut alts = Vec::new();
+            for (rating, band) in pairs {
+                let (r, b) = (
+                    arg(SqlValue::Text(rating.clone())),
+                    arg(SqlValue::Text(band.clone())),
+                );
+                alts.push(format!("(w.rating = {r} AND leads.band = {b})"));
+            }
+            if alts.is_empty() {
+                conds.push("1 = 0".into());
+            } else {
+                conds.push(format!(
+                    "EXISTS (SELECT 1 FROM workflow w WHERE w.lead = leads.id AND ({}))",
+                    alts.join(" OR ")
+                ));
+            }
+        }
         if let Some(t) = q.text.as_deref().filter(|t| !t.trim().is_empty()) {
             conds.push(format!(
                 "search LIKE {} ESCAPE '\\'",

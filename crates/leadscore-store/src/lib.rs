@@ -13,14 +13,20 @@ pub mod records;
 pub mod rescore;
 pub mod sqlite;
 pub mod testing;
+pub mod workflow;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use leadscore_core::workflow::Workflow;
 use leadscore_core::{Event, Timestamp};
 
 pub use records::*;
 pub use rescore::ActiveModel;
+pub use workflow::{
+    LogEntry, Task, TaskAction, TaskDoc, TaskQuery, WorkflowRecord, WorkflowSave, new_task_id,
+};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +128,32 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Counts of stored leads and events (for metrics and the demo loader).
     async fn counts(&self) -> Result<(u64, u64)>;
+
+    /// The workflows of these leads; leads without one are left out (they
+    /// are new and unrated).
+    async fn workflows(&self, ids: &[String]) -> Result<HashMap<String, WorkflowRecord>>;
+
+    /// Stores a lead's workflow if its revision is still `rev` (0: none
+    /// stored yet), with its log lines and new tasks, all in one
+    /// transaction. `Ok(false)`: someone saved in between (read it again).
+    /// `NotFound` when there is no such lead.
+    async fn save_workflow(
+        &self,
+        lead: &str,
+        rev: i64,
+        workflow: &Workflow,
+        save: WorkflowSave,
+    ) -> Result<bool>;
+
+    /// A lead's log, oldest first.
+    async fn lead_log(&self, lead: &str) -> Result<Vec<LogEntry>>;
+
+    async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<Task>>;
+    async fn get_task(&self, id: &str) -> Result<Option<Task>>;
+
+    /// Stores a changed task if its stored revision is still `task.rev`,
+    /// with a line in its lead's log. `Ok(false)`: changed in between.
+    async fn save_task(&self, task: &Task, log: LogEntry) -> Result<bool>;
 }
 
 /// The default database: `leadscore.db` in the working directory.

@@ -144,6 +144,13 @@ pub struct LeadQuery {
     pub grade: Option<String>,
     pub mql: Option<bool>,
     pub owner: Option<String>,
+    /// The rep's rating (`rating` column of the workflow).
+    pub rating: Option<String>,
+    /// The care status (`new` also matches leads nobody has worked on).
+    pub status: Option<String>,
+    /// Only leads whose (rating, band) is one of these pairs: the rep's
+    /// rating and the score disagree (see `RatingPolicy::disagreeing_pairs`).
+    pub flagged: Option<Vec<(String, String)>>,
     /// Case-insensitive substring of name, company or e-mail.
     pub text: Option<String>,
     pub order: LeadOrder,

@@ -6,7 +6,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use leadscore_core::Timestamp;
-use leadscore_store::{Cursor, LeadOrder, LeadQuery, LeadRecord, LeadWrite, OnConflict};
+use leadscore_core::workflow::{Rating, Status};
+use leadscore_store::{Cause, Cursor, LeadOrder, LeadPatch, LeadQuery, LeadRecord, LeadWrite, OnConflict};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -14,7 +15,7 @@ use super::JsonBody;
 use crate::AppState;
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult};
-use crate::wire;
+use crate::{view, wire};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -74,11 +75,11 @@ pub async fn create(
         .get_lead(&id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("lead `{id}`")))?;
-    Ok((status, Json(wire::lead_json(&record))).into_response())
+    Ok((status, Json(view::lead(&state, &record).await?)).into_response())
 }
 
 /// The lead, if the caller may see it (others' leads are "not found" to reps).
-async fn visible(state: &AppState, who: &Principal, id: &str) -> ApiResult<LeadRecord> {
+pub(super) async fn visible(state: &AppState, who: &Principal, id: &str) -> ApiResult<LeadRecord> {
     who.require(&[Role::Admin, Role::Manager, Role::Rep], "read leads")?;
     if id.contains('\0') {
         return Err(ApiError::not_found("that lead"));
@@ -95,7 +96,7 @@ pub async fn get_one(
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let lead = visible(&state, &who, &id).await?;
-    Ok(Json(wire::lead_json(&lead)))
+    Ok(Json(view::lead(&state, &lead).await?))
 }
 
 pub async fn patch(
@@ -104,19 +105,26 @@ pub async fn patch(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<serde_json::Value>> {
-    visible(&state, &who, &id).await?;
+    let mut record = visible(&state, &who, &id).await?;
+    let mut body = body;
+    let rating = super::workflow::take_rating(&mut body)?;
     let patch = wire::lead_patch(&body)?;
     if patch.owner.is_some() && who.role == Role::Rep {
         return Err(
             ApiError::forbidden("reps may not reassign leads; a manager assigns owners").with_field("owner"),
         );
     }
-    let record = state
-        .store
-        .update_lead(&id, patch, state.now())
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("lead `{id}`")))?;
-    Ok(Json(wire::lead_json(&record)))
+    if let Some(rating) = rating {
+        super::workflow::set_rating(&state, &who, &id, rating).await?;
+    }
+    if patch != LeadPatch::default() {
+        record = state
+            .store
+            .update_lead(&id, patch, state.now())
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("lead `{id}`")))?;
+    }
+    Ok(Json(view::lead(&state, &record).await?))
 }
 
 pub async fn delete(
@@ -140,6 +148,9 @@ pub struct ListParams {
     grade: Option<String>,
     mql: Option<bool>,
     owner: Option<String>,
+    rating: Option<String>,
+    status: Option<String>,
+    flagged: Option<bool>,
     q: Option<String>,
     sort: Option<String>,
     limit: Option<usize>,
@@ -158,6 +169,8 @@ pub async fn list(
         ("grade", &p.grade),
         ("owner", &p.owner),
         ("q", &p.q),
+        ("rating", &p.rating),
+        ("status", &p.status),
     ] {
         if v.as_deref().is_some_and(|v| v.contains('\0')) {
             return Err(ApiError::invalid(name, format!("`{name}` holds a NUL character")));
@@ -192,11 +205,45 @@ pub async fn list(
     } else {
         p.owner
     };
+    if let Some(r) = &p.rating
+        && Rating::parse(r).is_none()
+    {
+        let all: Vec<&str> = Rating::ALL.iter().map(|r| r.as_str()).collect();
+        return Err(ApiError::invalid(
+            "rating",
+            format!("`rating` is one of {}", all.join(", ")),
+        ));
+    }
+    if let Some(st) = &p.status
+        && Status::parse(st).is_none()
+    {
+        let all: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+        return Err(ApiError::invalid(
+            "status",
+            format!("`status` is one of {}", all.join(", ")),
+        ));
+    }
+    let flagged = match p.flagged {
+        Some(true) => Some(match state.store.active_model().await? {
+            Some(m) => state
+                .settings
+                .rating
+                .disagreeing_pairs(&m.model)
+                .into_iter()
+                .map(|(r, b)| (r.as_str().to_owned(), b))
+                .collect(),
+            None => Vec::new(),
+        }),
+        _ => None,
+    };
     let query = LeadQuery {
         band: p.band,
         grade: p.grade,
         mql: p.mql,
         owner,
+        rating: p.rating,
+        status: p.status,
+        flagged,
         text: p.q,
         order,
         limit,
@@ -204,7 +251,7 @@ pub async fn list(
     };
     let (leads, next) = state.store.list_leads(&query).await?;
     Ok(Json(json!({
-        "leads": leads.iter().map(wire::lead_json).collect::<Vec<_>>(),
+        "leads": view::leads(&state, &leads).await?,
         "next_cursor": next.map(|c| c.encode()),
     })))
 }
@@ -246,9 +293,32 @@ pub async fn history(
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     visible(&state, &who, &id).await?;
-    Ok(Json(
-        json!({"lead": id, "history": state.store.history(&id).await?}),
-    ))
+    // Activities a rep logged name the rep on the history entries they caused.
+    let logged_by: std::collections::HashMap<String, String> = state
+        .store
+        .lead_events(&id)
+        .await?
+        .into_iter()
+        .filter_map(|e| e.properties.get(wire::LOGGED_BY).cloned().map(|by| (e.id, by)))
+        .collect();
+    let entries: Vec<serde_json::Value> = state
+        .store
+        .history(&id)
+        .await?
+        .into_iter()
+        .map(|h| {
+            let by: Vec<&String> = match &h.cause {
+                Cause::Events { events } => events.iter().filter_map(|e| logged_by.get(e)).collect(),
+                _ => Vec::new(),
+            };
+            let mut v = json!(h);
+            if !by.is_empty() {
+                v["cause"]["by"] = json!(by);
+            }
+            v
+        })
+        .collect();
+    Ok(Json(json!({"lead": id, "history": entries})))
 }
 
 pub async fn events(

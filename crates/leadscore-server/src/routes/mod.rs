@@ -4,6 +4,7 @@ mod events;
 mod leads;
 mod models;
 mod transfer;
+mod workflow;
 
 pub use models::resume_rescore;
 
@@ -32,6 +33,15 @@ pub fn api() -> Router<AppState> {
         .route("/leads/{id}/score", get(leads::score_as_of))
         .route("/leads/{id}/history", get(leads::history))
         .route("/leads/{id}/events", get(leads::events))
+        .route(
+            "/leads/{id}/qualification",
+            get(workflow::get_qualification).put(workflow::put_qualification),
+        )
+        .route("/leads/{id}/status", post(workflow::set_status))
+        .route("/leads/{id}/activities", post(workflow::log_activity))
+        .route("/leads/{id}/log", get(workflow::lead_log))
+        .route("/tasks", get(workflow::list_tasks))
+        .route("/tasks/{id}/{action}", post(workflow::change_task))
         .route("/events", post(events::one))
         .route("/events/batch", post(events::batch))
         .route("/models", post(models::create).get(models::list))
@@ -94,6 +104,23 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         }
         serde_json::from_slice(&bytes)
             .map(JsonBody)
+            .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))
+    }
+}
+
+/// A JSON body that may be left out (empty): `None` then.
+pub struct OptionalJson(pub Option<Value>);
+
+impl<S: Send + Sync> FromRequest<S> for OptionalJson {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = whole_body(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(None));
+        }
+        serde_json::from_slice(&bytes)
+            .map(|v| OptionalJson(Some(v)))
             .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))
     }
 }

@@ -17,8 +17,10 @@
 //! transaction has committed, so nothing it did is trusted if it fails.
 
 mod read;
+mod workflow;
 mod write;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -26,12 +28,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
+use leadscore_core::workflow::Workflow;
 use leadscore_core::{Event, Timestamp};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
 use crate::records::*;
 use crate::rescore::{ActiveModel, LeadCache};
+use crate::workflow::{LogEntry, Task, TaskQuery, WorkflowRecord, WorkflowSave};
 use crate::{Progress, Result, Store, StoreError, redact_url};
 
 const SCHEMA: &str = include_str!("schema.sql");
@@ -469,5 +473,28 @@ impl Store for PgStore {
             Ok((leads as u64, events as u64))
         })
         .await
+    }
+    async fn workflows(&self, ids: &[String]) -> Result<HashMap<String, WorkflowRecord>> {
+        self.read(async |c| workflow::workflows(c, ids).await).await
+    }
+
+    async fn save_workflow(&self, lead: &str, rev: i64, wf: &Workflow, save: WorkflowSave) -> Result<bool> {
+        self.retry(|| self.save_workflow_once(lead, rev, wf, &save)).await
+    }
+
+    async fn lead_log(&self, lead: &str) -> Result<Vec<LogEntry>> {
+        self.read(async |c| workflow::lead_log(c, lead).await).await
+    }
+
+    async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<Task>> {
+        self.read(async |c| workflow::list_tasks(c, query).await).await
+    }
+
+    async fn get_task(&self, id: &str) -> Result<Option<Task>> {
+        self.read(async |c| workflow::get_task(c, id).await).await
+    }
+
+    async fn save_task(&self, task: &Task, log: LogEntry) -> Result<bool> {
+        self.retry(|| self.save_task_once(task, &log)).await
     }
 }

@@ -80,4 +80,41 @@ CREATE TABLE IF NOT EXISTS tokens (
     created_at BIGINT NOT NULL
 );
 
+-- The rep's work on a lead (rating, status, qualification): one JSON
+-- document, with the rating and status beside it for filtering. `rev` is
+-- bumped on every save (compare-and-set: two reps saving at once do not
+-- overwrite each other). A lead without a row is new and unrated.
+CREATE TABLE IF NOT EXISTS workflow (
+    lead   TEXT COLLATE "C" PRIMARY KEY REFERENCES leads (id) ON DELETE CASCADE,
+    rating TEXT,
+    status TEXT NOT NULL,
+    rev    BIGINT NOT NULL,
+    doc    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS workflow_by_rating ON workflow (rating);
+
+-- Follow-up tasks (call back later, contract ending).
+CREATE TABLE IF NOT EXISTS tasks (
+    id     TEXT COLLATE "C" PRIMARY KEY,
+    lead   TEXT COLLATE "C" NOT NULL REFERENCES leads (id) ON DELETE CASCADE,
+    owner  TEXT,
+    state  TEXT NOT NULL,             -- open | done
+    due_at BIGINT NOT NULL,
+    rev    BIGINT NOT NULL,
+    doc    TEXT NOT NULL              -- JSON: kind, title, who created it, notes, actions
+);
+CREATE INDEX IF NOT EXISTS tasks_by_due ON tasks (state, owner, due_at);
+CREATE INDEX IF NOT EXISTS tasks_by_lead ON tasks (lead);
+
+-- Who changed what in the rep's work on a lead, and why.
+CREATE TABLE IF NOT EXISTS lead_log (
+    seq    BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    lead   TEXT COLLATE "C" NOT NULL REFERENCES leads (id) ON DELETE CASCADE,
+    at     BIGINT NOT NULL,
+    actor  TEXT NOT NULL,
+    kind   TEXT NOT NULL,
+    detail TEXT NOT NULL              -- JSON
+);
+CREATE INDEX IF NOT EXISTS lead_log_by_lead ON lead_log (lead, seq);
+
 INSERT INTO leadscore_meta (key, value) VALUES ('schema_version', '1') ON CONFLICT (key) DO NOTHING;

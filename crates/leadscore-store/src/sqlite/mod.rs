@@ -9,18 +9,22 @@
 //! wait for the writer.
 
 mod read;
+mod workflow;
 mod write;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use async_trait::async_trait;
+use leadscore_core::workflow::Workflow;
 use leadscore_core::{Event, Timestamp};
 use rusqlite::{Connection, OpenFlags, Row};
 
 use crate::records::*;
 use crate::rescore::{ActiveModel, LeadCache};
+use crate::workflow::{LogEntry, Task, TaskQuery, WorkflowRecord, WorkflowSave};
 use crate::{Progress, Result, Store, StoreError};
 
 const SCHEMA: &str = include_str!("schema.sql");
@@ -467,5 +471,36 @@ impl Store for SqliteStore {
             Ok((leads as u64, events as u64))
         })
         .await
+    }
+    async fn workflows(&self, ids: &[String]) -> Result<HashMap<String, WorkflowRecord>> {
+        let ids = ids.to_vec();
+        self.read(move |c| workflow::workflows(c, &ids)).await
+    }
+
+    async fn save_workflow(&self, lead: &str, rev: i64, wf: &Workflow, save: WorkflowSave) -> Result<bool> {
+        let (lead, wf) = (lead.to_owned(), wf.clone());
+        self.write(move |w| workflow::save_workflow(&w.conn, &lead, rev, &wf, &save))
+            .await
+    }
+
+    async fn lead_log(&self, lead: &str) -> Result<Vec<LogEntry>> {
+        let lead = lead.to_owned();
+        self.read(move |c| workflow::lead_log(c, &lead)).await
+    }
+
+    async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<Task>> {
+        let query = query.clone();
+        self.read(move |c| workflow::list_tasks(c, &query)).await
+    }
+
+    async fn get_task(&self, id: &str) -> Result<Option<Task>> {
+        let id = id.to_owned();
+        self.read(move |c| workflow::get_task(c, &id)).await
+    }
+
+    async fn save_task(&self, task: &Task, log: LogEntry) -> Result<bool> {
+        let task = task.clone();
+        self.write(move |w| workflow::save_task(&w.conn, &task, &log))
+            .await
     }
 }

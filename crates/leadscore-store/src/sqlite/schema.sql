@@ -71,4 +71,41 @@ CREATE TABLE IF NOT EXISTS tokens (
     created_at INTEGER NOT NULL
 );
 
+-- The rep's work on a lead (rating, status, qualification): one JSON
+-- document, with the rating and status beside it for filtering. `rev` is
+-- bumped on every save (compare-and-set: two reps saving at once do not
+-- overwrite each other). A lead without a row is new and unrated.
+CREATE TABLE IF NOT EXISTS workflow (
+    lead   TEXT PRIMARY KEY REFERENCES leads (id) ON DELETE CASCADE,
+    rating TEXT,
+    status TEXT NOT NULL,
+    rev    INTEGER NOT NULL,
+    doc    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS workflow_by_rating ON workflow (rating);
+
+-- Follow-up tasks (call back later, contract ending).
+CREATE TABLE IF NOT EXISTS tasks (
+    id     TEXT PRIMARY KEY,
+    lead   TEXT NOT NULL REFERENCES leads (id) ON DELETE CASCADE,
+    owner  TEXT,
+    state  TEXT NOT NULL,             -- open | done
+    due_at INTEGER NOT NULL,
+    rev    INTEGER NOT NULL,
+    doc    TEXT NOT NULL              -- JSON: kind, title, who created it, notes, actions
+);
+CREATE INDEX IF NOT EXISTS tasks_by_due ON tasks (state, owner, due_at);
+CREATE INDEX IF NOT EXISTS tasks_by_lead ON tasks (lead);
+
+-- Who changed what in the rep's work on a lead, and why.
+CREATE TABLE IF NOT EXISTS lead_log (
+    seq    INTEGER PRIMARY KEY,
+    lead   TEXT NOT NULL REFERENCES leads (id) ON DELETE CASCADE,
+    at     INTEGER NOT NULL,
+    actor  TEXT NOT NULL,
+    kind   TEXT NOT NULL,
+    detail TEXT NOT NULL              -- JSON
+);
+CREATE INDEX IF NOT EXISTS lead_log_by_lead ON lead_log (lead, seq);
+
 PRAGMA user_version = 1;

@@ -1,0 +1,91 @@
+//! A lead as the API shows it: its data and score (see `wire::lead_json`)
+//! with the rep's work beside the score: rating and proposed rating with the
+//! signals behind it, status, qualification and flags.
+
+use leadscore_core::ScoringModel;
+use leadscore_core::workflow::{Framework, RatingPolicy, Signals};
+use leadscore_store::{LeadRecord, WorkflowRecord};
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::error::ApiResult;
+use crate::wire;
+
+/// Flag on a lead whose rep rating strongly disagrees with its score.
+pub const RATING_DISAGREES: &str = "rating_disagrees_with_score";
+
+/// One lead, with its workflow, as served.
+pub async fn lead(state: &AppState, r: &LeadRecord) -> ApiResult<Value> {
+    Ok(leads(state, std::slice::from_ref(r))
+        .await?
+        .pop()
+        .expect("one lead in, one out"))
+}
+
+/// Several leads (a page), their workflows read in one go.
+pub async fn leads(state: &AppState, records: &[LeadRecord]) -> ApiResult<Vec<Value>> {
+    let ids: Vec<String> = records.iter().map(|r| r.id().to_owned()).collect();
+    let workflows = state.store.workflows(&ids).await?;
+    let active = state.store.active_model().await?;
+    let model = active.as_ref().map(|a| &*a.model);
+    let framework = state.settings.qualification.framework();
+    Ok(records
+        .iter()
+        .map(|r| {
+            render(
+                r,
+                workflows.get(r.id()),
+                model,
+                &state.settings.rating,
+                &framework,
+            )
+        })
+        .collect())
+}
+
+pub fn render(
+    r: &LeadRecord,
+    wf: Option<&WorkflowRecord>,
+    model: Option<&ScoringModel>,
+    policy: &RatingPolicy,
+    framework: &Framework,
+) -> Value {
+    let mut v = wire::lead_json(r);
+    let default = WorkflowRecord::default();
+    let wf = &wf.unwrap_or(&default).workflow;
+    let signals = Signals::of(&r.lead, model);
+    let grade = r.score.as_ref().map(|s| s.grade.as_str());
+    let proposal = policy.propose(&signals, grade);
+    let mut flags: Vec<&str> = Vec::new();
+    if let (Some(set), Some(score), Some(m)) = (&wf.rating, &r.score, model)
+        && let Some(band) = m.bands.iter().position(|b| b.name == score.band)
+        && policy.disagrees(set.rating, band, m.bands.len(), score.mql)
+    {
+        flags.push(RATING_DISAGREES);
+    }
+    let qualification = wf
+        .qualification
+        .clone()
+        .unwrap_or_else(|| framework.empty_state());
+    let q_status = if qualification.framework == framework.name {
+        Some(framework.status(&qualification).as_str())
+    } else {
+        None
+    };
+    let m = v.as_object_mut().expect("a lead is an object");
+    m.insert("rating".into(), json!(wf.rating.as_ref().map(|s| s.rating)));
+    m.insert("rating_set".into(), json!(wf.rating));
+    m.insert("proposed_rating".into(), json!(proposal.rating));
+    m.insert(
+        "evaluation".into(),
+        json!({"signals": signals, "points": proposal.points, "reasons": proposal.reasons}),
+    );
+    m.insert("status".into(), json!(wf.status.status));
+    m.insert("status_detail".into(), json!(wf.status));
+    m.insert(
+        "qualification".into(),
+        json!({"framework": qualification.framework, "status": q_status, "criteria": qualification.criteria}),
+    );
+    m.insert("flags".into(), json!(flags));
+    v
+}
