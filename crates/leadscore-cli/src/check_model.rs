@@ -79,7 +79,17 @@ pub fn summary(model: &ScoringModel, source: &str) -> String {
     if let Some(d) = &model.description {
         let _ = writeln!(s, "  {d}");
     }
-    let _ = writeln!(s, "\nScore range: {} to {}", num(model.min), num(model.max));
+    match &model.applies_to {
+        Some(c) => {
+            let _ = writeln!(
+                s,
+                "\nScores the leads where {} (when several models are active)",
+                describe_fit(c)
+            );
+        }
+        None => s.push_str("\nScores every lead (no `applies_to`)\n"),
+    }
+    let _ = writeln!(s, "Score range: {} to {}", num(model.min), num(model.max));
     let bands: Vec<String> = model
         .bands
         .iter()

@@ -19,7 +19,7 @@ pub async fn load(store: &Arc<dyn Store>, now: leadscore_core::Timestamp) -> Res
     let model = ScoringModel::from_toml(MODEL, "examples/model.toml")
         .map_err(|e| StoreError::Invalid(e.to_string()))?;
     store.put_model(&model.name, MODEL, now).await?;
-    store.activate_model(&model.name, now).await?;
+    store.activate_model(&model.name, now, false).await?;
     let rows = crate::import::read_csv(LEADS).map_err(StoreError::Invalid)?;
     crate::import::import(store, rows, true, now, usize::MAX, &|_| {}).await?;
     let events = EVENTS

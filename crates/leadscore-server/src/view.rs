@@ -27,11 +27,15 @@ pub async fn leads(state: &AppState, records: &[LeadRecord]) -> ApiResult<Vec<Va
     let ids: Vec<String> = records.iter().map(|r| r.id().to_owned()).collect();
     let workflows = state.store.workflows(&ids).await?;
     let active = state.store.active_model().await?;
-    let model = active.as_ref().map(|a| &*a.model);
     let framework = state.settings.qualification.framework();
     Ok(records
         .iter()
         .map(|r| {
+            // The model that scores the lead judges its fit (and its band).
+            let model = active
+                .as_ref()
+                .and_then(|set| set.for_lead(&r.lead))
+                .map(|m| &*m.model);
             render(
                 r,
                 workflows.get(r.id()),

@@ -1577,7 +1577,7 @@ async fn rescoring_does_not_set_back_newer_scores() {
         assert_eq!(srv.post_model(&v2).await.0, StatusCode::CREATED);
         let t1 = t();
         let t2 = leadscore_core::Timestamp::from_micros(t1.as_micros() + 3_600_000_000);
-        srv.store.activate_model("v2", t1).await.unwrap();
+        srv.store.activate_model("v2", t1, false).await.unwrap();
         // A demo request made just after the activation, ingested before the
         // background rescoring reaches the lead.
         let demo = leadscore_core::Event {
@@ -1620,7 +1620,7 @@ async fn an_interrupted_rescoring_resumes_at_start() {
         }
         // Activated through the store alone: no rescoring ran, as after a crash.
         srv.store.put_model("b2b-default", SPEC_MODEL, t()).await.unwrap();
-        srv.store.activate_model("b2b-default", t()).await.unwrap();
+        srv.store.activate_model("b2b-default", t(), false).await.unwrap();
         assert!(
             srv.all_leads().await.iter().all(|l| l["score"].is_null()),
             "{}",

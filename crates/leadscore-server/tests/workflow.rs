@@ -630,3 +630,114 @@ async fn activities_feed_the_score_and_name_the_rep() {
         srv.stop().await.unwrap();
     }
 }
+
+/// An upsell model for existing customers, active beside the spec's model
+/// for prospects.
+const UPSELL_MODEL: &str = r#"
+name = "upsell"
+applies_to = { field = "is_customer", equals = true }
+[[band]]
+name = "quiet"
+from = 0
+[[band]]
+name = "expanding"
+from = 30
+[[fit]]
+id = "big_account"
+field = "employees"
+gte = 100
+points = 20
+[[behavior]]
+id = "heavy_use"
+events = ["feature_used"]
+points = 5
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customers_and_prospects_are_scored_by_their_own_models() {
+    for srv in servers().await {
+        srv.activate_spec_model().await;
+        let mut customer = spec_lead("C1");
+        customer["is_customer"] = json!(true);
+        srv.post("/leads", customer).await;
+        srv.post("/leads", spec_lead("P1")).await;
+        assert_eq!(srv.get("/leads/C1").await.1["score"]["model"], "b2b-default");
+
+        let (s, v) = srv.post_model(UPSELL_MODEL).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let (s, v) = srv
+            .admin(Method::POST, "/models/upsell/activate?alongside=true", None)
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        assert_eq!(
+            v["active_models"],
+            json!(["upsell", "b2b-default"]),
+            "models with applies_to are tried first"
+        );
+        srv.wait_rescored("upsell").await;
+        let (_, c1) = srv.get("/leads/C1").await;
+        assert_eq!(c1["score"]["model"], "upsell", "{c1}");
+        assert_eq!(c1["score"]["band"], "quiet");
+        assert_eq!(c1["score"]["fit"], 20.0);
+        let (_, p1) = srv.get("/leads/P1").await;
+        assert_eq!(p1["score"]["model"], "b2b-default", "{p1}");
+        let (_, h) = srv.get("/leads/C1/history").await;
+        assert_eq!(
+            h["history"].as_array().unwrap().last().unwrap()["cause"],
+            json!({"kind": "model_activated", "model": "upsell"})
+        );
+        let (_, models) = srv.get("/models").await;
+        let active: Vec<&str> = models["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["active"] == true)
+            .map(|m| m["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(active.len(), 2, "{models}");
+
+        // Events score with the lead's own model; a prospect who becomes a
+        // customer moves to the upsell model.
+        let (_, b) = srv
+            .post(
+                "/events/batch",
+                json!([
+            {"id": "u1", "lead": "C1", "type": "feature_used", "occurred_at": before_t(1.0)},
+            {"id": "u2", "lead": "P1", "type": "feature_used", "occurred_at": before_t(1.0)}]),
+            )
+            .await;
+        assert_eq!(b["accepted"], 2, "{b}");
+        assert_eq!(srv.get("/leads/C1").await.1["score"]["engagement"], 5.0);
+        let p1_before = srv.get("/leads/P1").await.1["score"].clone();
+        assert_eq!(
+            p1_before["engagement"], 0.0,
+            "the prospect model does not count feature use"
+        );
+        let (_, p1) = srv
+            .admin(Method::PATCH, "/leads/P1", Some(json!({"is_customer": true})))
+            .await;
+        assert_eq!(p1["score"]["model"], "upsell", "{p1}");
+        assert_eq!(p1["score"]["engagement"], 5.0);
+        let (_, as_of) = srv.get(&format!("/leads/P1/score?as_of={}", before_t(2.0))).await;
+        assert_eq!(as_of["model"], "upsell");
+        assert_eq!(as_of["engagement"], 0.0);
+
+        // The upsell model alone: prospects are left unscored.
+        srv.activate("upsell").await;
+        let mut prospect = spec_lead("P2");
+        prospect["email"] = json!("p2@elsewhere.vn");
+        let (_, p2) = srv.post("/leads", prospect).await;
+        assert_eq!(p2["score"], Value::Null, "{p2}");
+        assert_error(
+            &srv.get("/leads/P2/score").await,
+            409,
+            "no_applicable_model",
+            None,
+        );
+        // One model again, for everyone.
+        srv.activate("b2b-default").await;
+        assert_eq!(srv.get("/leads/C1").await.1["score"]["model"], "b2b-default");
+        assert_eq!(srv.get("/leads/P2").await.1["score"]["model"], "b2b-default");
+        srv.stop().await.unwrap();
+    }
+}

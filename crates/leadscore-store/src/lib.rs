@@ -23,7 +23,7 @@ use leadscore_core::workflow::Workflow;
 use leadscore_core::{Event, Timestamp};
 
 pub use records::*;
-pub use rescore::ActiveModel;
+pub use rescore::{ActiveModel, ActiveSet};
 pub use workflow::{
     LogEntry, Task, TaskAction, TaskDoc, TaskQuery, WorkflowRecord, WorkflowSave, new_task_id,
 };
@@ -112,12 +112,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn put_model(&self, name: &str, toml: &str, now: Timestamp) -> Result<PutModel>;
     async fn list_models(&self) -> Result<Vec<ModelRecord>>;
     async fn get_model(&self, name: &str) -> Result<Option<ModelRecord>>;
-    /// The active model, parsed.
-    async fn active_model(&self) -> Result<Option<ActiveModel>>;
+    /// The active models, parsed, in the order they are tried on a lead.
+    async fn active_model(&self) -> Result<Option<ActiveSet>>;
 
-    /// Makes `name` the active model at once (new scores use it from now on);
-    /// the caller then runs [`Store::rescore_all`].
-    async fn activate_model(&self, name: &str, now: Timestamp) -> Result<()>;
+    /// Makes `name` the active model at once (new scores use it from now on),
+    /// or with `alongside` adds it to the active ones; the caller then runs
+    /// [`Store::rescore_all`].
+    async fn activate_model(&self, name: &str, now: Timestamp, alongside: bool) -> Result<()>;
 
     /// Rescores every lead with the active model as of `now`, recording the
     /// progress on the model (and through `progress`).

@@ -32,6 +32,62 @@ impl ActiveModel {
     }
 }
 
+/// The active models, in the order they are tried on a lead: those with an
+/// `applies_to` condition first, then those without (which take every
+/// lead), each group in activation order. A lead is scored by the first
+/// model that applies to it; when none does, it is not scored.
+#[derive(Debug, Clone)]
+pub struct ActiveSet {
+    pub members: Vec<ActiveModel>,
+}
+
+impl ActiveSet {
+    /// The set of `members` given in activation order; `None` when empty.
+    pub fn of(members: Vec<ActiveModel>) -> Option<ActiveSet> {
+        if members.is_empty() {
+            return None;
+        }
+        let (mut conditional, rest): (Vec<_>, Vec<_>) =
+            members.into_iter().partition(|m| m.model.applies_to.is_some());
+        conditional.extend(rest);
+        Some(ActiveSet { members: conditional })
+    }
+
+    /// The model that scores `lead`.
+    pub fn for_lead(&self, lead: &Lead) -> Option<&ActiveModel> {
+        self.members.iter().find(|m| m.model.applies_to_lead(lead))
+    }
+
+    pub fn find(&self, name: &str) -> Option<&ActiveModel> {
+        self.members.iter().find(|m| m.name == name)
+    }
+
+    /// Was `lead` scored by the model of this set that scores it, as of
+    /// `since` or later? (See [`scored_since`].)
+    pub fn scored_since(
+        &self,
+        lead: &Lead,
+        scored_by: Option<&str>,
+        scored_as_of: Option<&str>,
+        since: Timestamp,
+    ) -> bool {
+        self.for_lead(lead)
+            .is_some_and(|m| scored_since(scored_by, scored_as_of, &m.name, since))
+    }
+
+    /// Could a lead scored so be current? (Cheap: no lead data needed.)
+    pub fn may_be_current(
+        &self,
+        scored_by: Option<&str>,
+        scored_as_of: Option<&str>,
+        since: Timestamp,
+    ) -> bool {
+        self.members
+            .iter()
+            .any(|m| scored_since(scored_by, scored_as_of, &m.name, since))
+    }
+}
+
 /// A stored model, parsed once per name (models never change under a name):
 /// `parsed` keeps the models parsed so far.
 pub fn parse_once(
@@ -271,6 +327,11 @@ impl LeadCache {
 
     pub fn contains(&self, id: &str) -> bool {
         self.leads.contains_key(id)
+    }
+
+    /// A cached lead's data.
+    pub fn lead(&self, id: &str) -> Option<&Lead> {
+        self.leads.get(id).map(|c| &c.lead)
     }
 
     /// Scores a cached lead with `model` as of `now`.

@@ -96,7 +96,7 @@ async fn with_spec_model(s: &dyn Store) {
         s.put_model("b2b-default", SPEC_MODEL, t0()).await.unwrap(),
         PutModel::Created
     );
-    s.activate_model("b2b-default", t0()).await.unwrap();
+    s.activate_model("b2b-default", t0(), false).await.unwrap();
 }
 
 fn new(lead: Lead) -> NewLead {
@@ -334,11 +334,14 @@ async fn activating_a_model_rescores_every_lead() {
             PutModel::NameTaken
         );
         assert!(matches!(
-            s.activate_model("nope", t0()).await,
+            s.activate_model("nope", t0(), false).await,
             Err(StoreError::NotFound(_))
         ));
-        s.activate_model("b2b-default", t0()).await.unwrap();
-        assert_eq!(s.active_model().await.unwrap().unwrap().name, "b2b-default");
+        s.activate_model("b2b-default", t0(), false).await.unwrap();
+        assert_eq!(
+            s.active_model().await.unwrap().unwrap().members[0].name,
+            "b2b-default"
+        );
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
         let log = seen.clone();
         let n = s

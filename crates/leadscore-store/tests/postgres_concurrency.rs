@@ -85,7 +85,7 @@ async fn run(url: String) {
         stores[0].put_model("spec", SPEC_MODEL, now).await.unwrap(),
         PutModel::Created
     );
-    stores[0].activate_model("spec", now).await.unwrap();
+    stores[0].activate_model("spec", now, false).await.unwrap();
     let leads = (0..LEADS)
         .map(|i| NewLead {
             lead: Lead::new(lead_id(i))
@@ -266,7 +266,7 @@ async fn run(url: String) {
             }
         })
     };
-    stores[0].activate_model("sample", now).await.unwrap();
+    stores[0].activate_model("sample", now, false).await.unwrap();
     let rescored = stores[0].rescore_all(now, Arc::new(|_, _| {})).await.unwrap();
     writer.await.unwrap();
     assert!(rescored >= (LEADS + 200) as u64);

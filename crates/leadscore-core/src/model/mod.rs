@@ -163,6 +163,9 @@ pub struct ScoringModel {
     pub grades: Option<GradeBounds>,
     pub fit: Vec<FitRule>,
     pub behavior: Vec<BehaviorRule>,
+    /// Which leads this model scores when several models are active (a
+    /// condition in the fit-rule syntax); `None`: every lead.
+    pub applies_to: Option<FitRule>,
     /// Event type -> indices of the behavior rules that list it.
     by_event_type: EventIndex,
 }
@@ -175,6 +178,11 @@ impl ScoringModel {
     }
 
     /// The band a (rounded) total belongs to: the highest whose `from` it reaches.
+    /// Does this model score `lead` (its `applies_to` holds, or it has none)?
+    pub fn applies_to_lead(&self, lead: &(impl crate::LeadData + ?Sized)) -> bool {
+        self.applies_to.as_ref().is_none_or(|c| c.holds(lead))
+    }
+
     pub fn band_for(&self, total: f64) -> &Band {
         self.bands
             .iter()

@@ -25,6 +25,7 @@ struct RawModel {
     fit: Vec<toml::Spanned<toml::Table>>,
     #[serde(default)]
     behavior: Vec<toml::Spanned<toml::Table>>,
+    applies_to: Option<toml::Spanned<toml::Table>>,
 }
 
 #[derive(Deserialize)]
@@ -231,6 +232,31 @@ pub(super) fn parse(text: &str, source: &str) -> Result<ScoringModel, ModelError
         return Err(cx.err(None, "too many behavior rules (at most 65535)"));
     }
 
+    let applies_to = match raw.applies_to {
+        None => None,
+        Some(table) => {
+            let line = cx.line_of(table.span().start);
+            let mut table = table.into_inner();
+            for key in ["id", "points", "label"] {
+                if table.contains_key(key) {
+                    return Err(ModelError {
+                        line: Some(line),
+                        ..cx.err(
+                            Some("applies_to"),
+                            format!("`{key}` does not belong in [applies_to] (a field and one operator, as in a fit rule)"),
+                        )
+                    });
+                }
+            }
+            table.insert("id".into(), toml::Value::String("applies_to".into()));
+            table.insert("points".into(), toml::Value::Float(0.0));
+            Some(fit_rule(&cx, table, 0).map_err(|e| ModelError {
+                line: Some(line),
+                ..e
+            })?)
+        }
+    };
+
     let mut by_event_type = super::EventIndex::default();
     for (i, rule) in behavior.iter().enumerate() {
         for ty in &rule.events {
@@ -248,6 +274,7 @@ pub(super) fn parse(text: &str, source: &str) -> Result<ScoringModel, ModelError
         grades,
         fit,
         behavior,
+        applies_to,
         by_event_type,
     })
 }

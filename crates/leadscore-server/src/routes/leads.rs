@@ -225,13 +225,17 @@ pub async fn list(
     }
     let flagged = match p.flagged {
         Some(true) => Some(match state.store.active_model().await? {
-            Some(m) => state
-                .settings
-                .rating
-                .disagreeing_pairs(&m.model)
-                .into_iter()
-                .map(|(r, b)| (r.as_str().to_owned(), b))
-                .collect(),
+            Some(set) => {
+                let mut pairs: Vec<(String, String)> = set
+                    .members
+                    .iter()
+                    .flat_map(|m| state.settings.rating.disagreeing_pairs(&m.model))
+                    .map(|(r, b)| (r.as_str().to_owned(), b))
+                    .collect();
+                pairs.sort();
+                pairs.dedup();
+                pairs
+            }
             None => Vec::new(),
         }),
         _ => None,
@@ -274,16 +278,22 @@ pub async fn score_as_of(
         None => state.now(),
         Some(s) => Timestamp::parse(s).map_err(|e| ApiError::invalid("as_of", e.to_string()))?,
     };
-    let model = state.store.active_model().await?.ok_or_else(|| {
+    let set = state.store.active_model().await?.ok_or_else(|| {
         ApiError::conflict(
             "no_active_model",
             "no model is active: POST /api/v1/models, then activate it",
         )
     })?;
+    let model = set.for_lead(&lead.lead).ok_or_else(|| {
+        ApiError::conflict(
+            "no_applicable_model",
+            "no active model applies to this lead (each active model's `applies_to` excludes it)",
+        )
+    })?;
     let events = state.store.lead_events(&id).await?;
     let score = model.model.score(&lead.lead, &events, as_of);
     Ok(Json(json!(leadscore_store::rescore::stored_score(
-        &model, &score, as_of
+        model, &score, as_of
     ))))
 }
 

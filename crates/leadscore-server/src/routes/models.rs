@@ -5,10 +5,11 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use leadscore_core::ScoringModel;
 use leadscore_store::{ModelRecord, PutModel};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::TextBody;
@@ -76,19 +77,37 @@ pub async fn get_one(
     Ok(Json(model_json(&m, true)))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivateParams {
+    /// Keep the other active models: several models are active at once,
+    /// each scoring the leads its `applies_to` selects.
+    #[serde(default)]
+    alongside: bool,
+}
+
 pub async fn activate(
     State(state): State<AppState>,
     who: Principal,
     Path(name): Path<String>,
+    params: Result<Query<ActivateParams>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     who.require(&[Role::Admin], "activate models")?;
+    let Query(params) = params?;
     let now = state.now();
-    state.store.activate_model(&name, now).await?;
-    tracing::info!(model = %name, "model activated; rescoring every lead");
+    state.store.activate_model(&name, now, params.alongside).await?;
+    tracing::info!(model = %name, alongside = params.alongside, "model activated; rescoring every lead");
     start_rescore(&state, now);
+    let active: Vec<String> = state
+        .store
+        .active_model()
+        .await?
+        .map(|set| set.members.into_iter().map(|m| m.name).collect())
+        .unwrap_or_default();
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"name": name, "active": true, "rescoring": format!("/api/v1/models/{name}")})),
+        Json(json!({"name": name, "active": true, "active_models": active,
+                    "rescoring": format!("/api/v1/models/{name}")})),
     ))
 }
 
@@ -127,18 +146,24 @@ pub async fn resume_rescore(state: &AppState) -> Result<bool, leadscore_store::S
     let Some(active) = state.store.active_model().await? else {
         return Ok(false);
     };
-    let Some(record) = state.store.get_model(&active.name).await? else {
-        return Ok(false);
-    };
-    if record.rescore.as_ref().is_some_and(|r| r.finished) {
+    // The active models share the progress of the last activation's rescoring.
+    let mut unfinished = false;
+    let mut since: Option<leadscore_core::Timestamp> = None;
+    for member in &active.members {
+        let Some(record) = state.store.get_model(&member.name).await? else {
+            continue;
+        };
+        unfinished |= !record.rescore.as_ref().is_some_and(|r| r.finished);
+        let at = record
+            .activated_at
+            .as_deref()
+            .and_then(|t| leadscore_core::Timestamp::parse(t).ok());
+        since = since.max(at);
+    }
+    if !unfinished {
         return Ok(false);
     }
-    let since = record
-        .activated_at
-        .as_deref()
-        .and_then(|t| leadscore_core::Timestamp::parse(t).ok())
-        .unwrap_or_else(|| state.now());
-    tracing::info!(model = %record.name, "resuming the rescoring of the last activation");
-    start_rescore(state, since);
+    tracing::info!("resuming the rescoring of the last activation");
+    start_rescore(state, since.unwrap_or_else(|| state.now()));
     Ok(true)
 }

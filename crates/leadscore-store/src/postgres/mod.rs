@@ -34,7 +34,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
 use crate::records::*;
-use crate::rescore::{ActiveModel, LeadCache};
+use crate::rescore::{ActiveModel, ActiveSet, LeadCache};
 use crate::workflow::{LogEntry, Task, TaskQuery, WorkflowRecord, WorkflowSave};
 use crate::{Progress, Result, Store, StoreError, redact_url};
 
@@ -282,14 +282,16 @@ impl PgStore {
     }
 
     /// The active model, parsed once per name.
-    pub(crate) async fn active(&self, c: &impl GenericClient) -> TxResult<Option<ActiveModel>> {
+    pub(crate) async fn active(&self, c: &impl GenericClient) -> TxResult<Option<ActiveSet>> {
         let stmt = c
-            .prepare_cached("SELECT name, toml FROM models WHERE active")
+            .prepare_cached("SELECT name, toml FROM models WHERE active ORDER BY activated_at, name")
             .await?;
-        let row = c.query_opt(&stmt, &[]).await?;
-        let Some(row) = row else { return Ok(None) };
-        let (name, toml): (String, String) = (row.try_get(0)?, row.try_get(1)?);
-        Ok(Some(crate::rescore::parse_once(&self.models, &name, &toml)?))
+        let mut members = Vec::new();
+        for row in c.query(&stmt, &[]).await? {
+            let (name, toml): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+            members.push(crate::rescore::parse_once(&self.models, &name, &toml)?);
+        }
+        Ok(ActiveSet::of(members))
     }
 
     /// The model to score with in a transaction that has locked its leads.
@@ -300,7 +302,7 @@ impl PgStore {
     pub(crate) async fn scoring_model(
         &self,
         tx: &deadpool_postgres::Transaction<'_>,
-    ) -> TxResult<Option<ActiveModel>> {
+    ) -> TxResult<Option<ActiveSet>> {
         let lock = tx
             .prepare_cached("SELECT pg_advisory_xact_lock_shared($1)")
             .await?;
@@ -403,12 +405,12 @@ impl Store for PgStore {
             .await
     }
 
-    async fn active_model(&self) -> Result<Option<ActiveModel>> {
+    async fn active_model(&self) -> Result<Option<ActiveSet>> {
         self.read(async |c| self.active(c).await).await
     }
 
-    async fn activate_model(&self, name: &str, now: Timestamp) -> Result<()> {
-        self.retry(|| self.activate_once(name, now)).await
+    async fn activate_model(&self, name: &str, now: Timestamp, alongside: bool) -> Result<()> {
+        self.retry(|| self.activate_once(name, now, alongside)).await
     }
 
     async fn rescore_all(&self, now: Timestamp, progress: Progress) -> Result<u64> {

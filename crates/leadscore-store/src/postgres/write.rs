@@ -9,7 +9,7 @@ use tokio_postgres::types::ToSql;
 use super::{Fail, LEAD_SELECT, MODEL_LOCK, PgStore, RowState, TxResult, lead_from_row, stamp};
 use crate::leads::{Target, apply_patch, attributes_json, merge_new, rank, search_text};
 use crate::records::*;
-use crate::rescore::{ActiveModel, EventRow, properties_json, scored_since, stored_score, worth_recording};
+use crate::rescore::{ActiveSet, EventRow, properties_json, stored_score, worth_recording};
 use crate::{LEAD_COLUMNS, StoreError, email_key, new_lead_id};
 
 /// Leads rescored per transaction while a model is activated, so ingest
@@ -129,13 +129,13 @@ impl PgStore {
         &self,
         tx: &Transaction<'_>,
         items: &[Rescore<'_>],
-        model: Option<&ActiveModel>,
+        model: Option<&ActiveSet>,
         now: Timestamp,
     ) -> TxResult<Vec<Settled>> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        let Some(model) = model else {
+        let Some(set) = model else {
             let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
             let stmt = tx
                 .prepare_cached("UPDATE leads SET version = version + 1 WHERE id = ANY($1)")
@@ -151,7 +151,10 @@ impl PgStore {
         self.cache().trim();
         let mark = self.next_mark();
         let mut scores: Vec<Option<StoredScore>> = vec![None; items.len()];
-        let mut pending: Vec<usize> = (0..items.len()).collect();
+        // The model that scores each lead; `None`: no active model applies to it.
+        let chosen: Vec<Option<&crate::ActiveModel>> =
+            items.iter().map(|it| set.for_lead(&it.lead)).collect();
+        let mut pending: Vec<usize> = (0..items.len()).filter(|&i| chosen[i].is_some()).collect();
         let mut stored: HashMap<String, Vec<RawEvent>> = HashMap::new();
         while !pending.is_empty() {
             // Leads whose cache entry is not current: read their events
@@ -209,6 +212,7 @@ impl PgStore {
                     // Current when looked at, forgotten since: read it.
                     return true;
                 }
+                let model = chosen[i].expect("only leads with a model are pending");
                 let Some(score) = cache.score(&it.id, model, now) else {
                     return true;
                 };
@@ -228,25 +232,48 @@ impl PgStore {
             Vec::with_capacity(n),
             Vec::with_capacity(n),
         );
-        let (mut h_ids, mut h_scores, mut h_bands, mut h_mqls, mut h_causes) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut h_ids, mut h_scores, mut h_bands, mut h_mqls, mut h_causes, mut h_models) = (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
         let mut settled = Vec::with_capacity(n);
         for (it, score) in items.iter().zip(&scores) {
-            let score = score.as_ref().expect("every lead is scored");
             ids.push(it.id.as_str());
             versions.push(it.state.version + 1);
+            let Some(score) = score.as_ref() else {
+                // No active model applies to this lead: it is not scored.
+                ranks.push(crate::leads::UNSCORED_RANK);
+                bands.push(None);
+                grades.push(None);
+                mqls.push(None);
+                jsons.push(None);
+                self.cache().remove(&it.id);
+                continue;
+            };
             ranks.push(score.score);
-            bands.push(score.band.as_str());
-            grades.push(score.grade.as_str());
-            mqls.push(score.mql);
-            jsons.push(serde_json::to_string(score).expect("a score serializes"));
+            bands.push(Some(score.band.as_str()));
+            grades.push(Some(score.grade.as_str()));
+            mqls.push(Some(score.mql));
+            jsons.push(Some(serde_json::to_string(score).expect("a score serializes")));
             let last = it.state.last.as_ref().map(|(s, b, m)| (*s, b.as_str(), *m));
             if worth_recording(last, score) {
+                let cause = match &it.cause {
+                    // After an activation each lead's entry names the model that scored it.
+                    Cause::ModelActivated { .. } => Cause::ModelActivated {
+                        model: score.model.clone(),
+                    },
+                    other => other.clone(),
+                };
                 h_ids.push(it.id.as_str());
                 h_scores.push(score.score);
                 h_bands.push(score.band.as_str());
                 h_mqls.push(score.mql);
-                h_causes.push(serde_json::to_string(&it.cause).expect("a cause serializes"));
+                h_causes.push(serde_json::to_string(&cause).expect("a cause serializes"));
+                h_models.push(score.model.as_str());
             }
             settled.push(Settled {
                 id: it.id.clone(),
@@ -268,9 +295,9 @@ impl PgStore {
             let stmt = tx
                 .prepare_cached(
                     "INSERT INTO history (lead, at, score, band, mql, model, cause) \
-                     SELECT u.lead, $6, u.score, u.band, u.mql, $7, u.cause \
-                     FROM UNNEST($1::text[], $2::float8[], $3::text[], $4::bool[], $5::text[]) \
-                     AS u(lead, score, band, mql, cause)",
+                     SELECT u.lead, $6, u.score, u.band, u.mql, u.model, u.cause \
+                     FROM UNNEST($1::text[], $2::float8[], $3::text[], $4::bool[], $5::text[], $7::text[]) \
+                     AS u(lead, score, band, mql, cause, model)",
                 )
                 .await?;
             tx.execute(
@@ -282,7 +309,7 @@ impl PgStore {
                     &h_mqls,
                     &h_causes,
                     &now.as_micros(),
-                    &model.name,
+                    &h_models,
                 ],
             )
             .await?;
@@ -433,7 +460,7 @@ impl PgStore {
         &self,
         tx: &Transaction<'_>,
         batch: &mut LeadBatch<'_>,
-        model: Option<&ActiveModel>,
+        model: Option<&ActiveSet>,
         now: Timestamp,
     ) -> TxResult<()> {
         if !batch.created.is_empty() {
@@ -448,7 +475,7 @@ impl PgStore {
         tx: &Transaction<'_>,
         new: &NewLead,
         on_conflict: OnConflict,
-        model: Option<&ActiveModel>,
+        model: Option<&ActiveSet>,
         now: Timestamp,
         batch: &mut LeadBatch<'_>,
     ) -> TxResult<LeadWrite> {
@@ -547,7 +574,7 @@ impl PgStore {
         state: RowState,
         lead: Lead,
         owner: Option<String>,
-        model: Option<&ActiveModel>,
+        model: Option<&ActiveSet>,
         now: Timestamp,
     ) -> TxResult<Vec<Settled>> {
         let key = email_key(lead.get(StdField::Email));
@@ -618,7 +645,7 @@ impl PgStore {
         Ok(Some(after))
     }
 
-    pub(super) async fn activate_once(&self, name: &str, now: Timestamp) -> TxResult<()> {
+    pub(super) async fn activate_once(&self, name: &str, now: Timestamp, alongside: bool) -> TxResult<()> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         // Waits for the transactions scoring with the old model, and makes a
@@ -634,11 +661,17 @@ impl PgStore {
         if found == 0 {
             return Err(Fail::Store(StoreError::NotFound(format!("model `{name}`"))));
         }
-        tx.execute(
-            "UPDATE models SET active = FALSE WHERE name <> $1 AND active",
-            &[&name],
-        )
-        .await?;
+        if alongside {
+            // The progress of the rescoring that follows is the set's.
+            tx.execute("UPDATE models SET rescore = NULL WHERE active", &[])
+                .await?;
+        } else {
+            tx.execute(
+                "UPDATE models SET active = FALSE WHERE name <> $1 AND active",
+                &[&name],
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -668,17 +701,16 @@ impl PgStore {
         let Some(model) = self.scoring_model(&tx).await? else {
             return Ok((0, None));
         };
-        let cause = Cause::ModelActivated {
-            model: model.name.clone(),
-        };
+        // Each lead's history entry names the model that scored it (see `rescore`).
+        let cause = Cause::ModelActivated { model: String::new() };
         let mut items = Vec::with_capacity(rows.len());
         for row in &rows {
             let (record, state) = lead_from_row(row)?;
             let score = record.score.as_ref();
-            if scored_since(
+            if model.scored_since(
+                &record.lead,
                 score.map(|s| s.model.as_str()),
                 score.map(|s| s.as_of.as_str()),
-                &model.name,
                 now,
             ) {
                 continue;

@@ -23,7 +23,7 @@ use leadscore_core::{Event, Timestamp};
 use rusqlite::{Connection, OpenFlags, Row};
 
 use crate::records::*;
-use crate::rescore::{ActiveModel, LeadCache};
+use crate::rescore::{ActiveModel, ActiveSet, LeadCache};
 use crate::workflow::{LogEntry, Task, TaskQuery, WorkflowRecord, WorkflowSave};
 use crate::{Progress, Result, Store, StoreError};
 
@@ -57,7 +57,11 @@ pub struct SqliteStore {
 pub(crate) struct Writer {
     pub conn: Connection,
     pub cache: LeadCache,
-    pub active: Option<ActiveModel>,
+    pub active: Option<ActiveSet>,
+    /// The active models' names in activation order, as last read.
+    pub active_names: Vec<String>,
+    /// Models parsed so far, by name.
+    pub parsed: Arc<Mutex<Vec<ActiveModel>>>,
 }
 
 /// Page cache of the writer and of each reader, in KiB: the writer touches
@@ -117,10 +121,13 @@ impl SqliteStore {
                 READER_CACHE_KIB,
             )?));
         }
+        let models: Arc<Mutex<Vec<ActiveModel>>> = Arc::default();
         let mut writer = Writer {
             conn,
             cache: LeadCache::default(),
             active: None,
+            active_names: Vec::new(),
+            parsed: models.clone(),
         };
         writer.refresh_active()?;
         let (jobs, rx) = mpsc::channel::<Job>();
@@ -144,7 +151,7 @@ impl SqliteStore {
             jobs,
             readers: Arc::new(readers),
             next_reader: AtomicUsize::new(0),
-            models: Arc::default(),
+            models,
         })
     }
 
@@ -238,6 +245,7 @@ fn writer_loop(mut w: Writer, rx: mpsc::Receiver<Job>) {
             let _ = w.conn.execute_batch("ROLLBACK");
             w.cache.clear();
             w.active = None;
+            w.active_names.clear();
         }
         for reply in replies {
             reply(commit.clone());
@@ -271,26 +279,23 @@ impl Writer {
         }
     }
 
-    /// Follows the active model in the database (another process may change it).
+    /// Follows the active models in the database (another process may change them).
     fn refresh_active(&mut self) -> Result<()> {
-        let row: Option<(String, String)> = {
-            let mut stmt = self
-                .conn
-                .prepare_cached("SELECT name, toml FROM models WHERE active = 1")?;
-            let mut rows = stmt.query([])?;
-            match rows.next()? {
-                Some(r) => Some((r.get(0)?, r.get(1)?)),
-                None => None,
-            }
-        };
-        match row {
-            None => self.active = None,
-            Some((name, _)) if self.active.as_ref().is_some_and(|a| a.name == name) => {}
-            Some((name, toml)) => {
-                self.active =
-                    Some(ActiveModel::parse(&name, &toml).map_err(|e| StoreError::Corrupt(e.to_string()))?)
-            }
+        let rows: Vec<(String, String)> = self
+            .conn
+            .prepare_cached(read::ACTIVE_MODELS)?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let names: Vec<String> = rows.iter().map(|(n, _)| n.clone()).collect();
+        if self.active.is_some() && names == self.active_names {
+            return Ok(());
         }
+        let members = rows
+            .iter()
+            .map(|(name, toml)| crate::rescore::parse_once(&self.parsed, name, toml))
+            .collect::<Result<Vec<_>>>()?;
+        self.active = ActiveSet::of(members);
+        self.active_names = names;
         Ok(())
     }
 }
@@ -403,12 +408,12 @@ impl Store for SqliteStore {
         self.read(move |c| Ok(read::models(c, Some(&name))?.pop())).await
     }
 
-    async fn active_model(&self) -> Result<Option<ActiveModel>> {
+    async fn active_model(&self) -> Result<Option<ActiveSet>> {
         let models = self.models.clone();
         self.read(move |c| read::active_model(c, &models)).await
     }
 
-    async fn activate_model(&self, name: &str, now: Timestamp) -> Result<()> {
+    async fn activate_model(&self, name: &str, now: Timestamp, alongside: bool) -> Result<()> {
         let name = name.to_owned();
         self.write(move |w| {
             let found = w.conn.execute(
@@ -418,8 +423,14 @@ impl Store for SqliteStore {
             if found == 0 {
                 return Err(StoreError::NotFound(format!("model `{name}`")));
             }
-            w.conn
-                .execute("UPDATE models SET active = 0 WHERE name <> ?1", [&name])?;
+            if alongside {
+                // The progress of the rescoring that follows is the set's.
+                w.conn
+                    .execute("UPDATE models SET rescore = NULL WHERE active = 1", [])?;
+            } else {
+                w.conn
+                    .execute("UPDATE models SET active = 0 WHERE name <> ?1", [&name])?;
+            }
             w.refresh_active()
         })
         .await

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension};
 use super::{LEAD_SELECT, lead_from_row};
 use crate::leads::{ListSql, SqlValue};
 use crate::records::*;
-use crate::rescore::{ActiveModel, parse_once, properties_from_json};
+use crate::rescore::{ActiveModel, ActiveSet, parse_once, properties_from_json};
 use crate::{Result, StoreError};
 
 pub(super) fn lead(c: &Connection, id: &str) -> Result<Option<LeadRecord>> {
@@ -103,14 +103,21 @@ pub(super) fn models(c: &Connection, name: Option<&str>) -> Result<Vec<ModelReco
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// The active model, parsed once per name (models never change under a name).
-pub(super) fn active_model(c: &Connection, parsed: &Mutex<Vec<ActiveModel>>) -> Result<Option<ActiveModel>> {
-    let row: Option<(String, String)> = c
-        .prepare_cached("SELECT name, toml FROM models WHERE active = 1")?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    row.map(|(name, toml)| parse_once(parsed, &name, &toml))
-        .transpose()
+/// The active models, in activation order.
+pub(super) const ACTIVE_MODELS: &str =
+    "SELECT name, toml FROM models WHERE active = 1 ORDER BY activated_at, name";
+
+/// The active models, each parsed once per name (models never change under a name).
+pub(super) fn active_model(c: &Connection, parsed: &Mutex<Vec<ActiveModel>>) -> Result<Option<ActiveSet>> {
+    let rows: Vec<(String, String)> = c
+        .prepare_cached(ACTIVE_MODELS)?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let members = rows
+        .iter()
+        .map(|(name, toml)| parse_once(parsed, name, toml))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ActiveSet::of(members))
 }
 
 pub(super) fn token(c: &Connection, hash: &str) -> Result<Option<TokenRecord>> {

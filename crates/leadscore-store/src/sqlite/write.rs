@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, params};
 use super::{LEAD_SELECT, Writer, lead_from_row};
 use crate::leads::{Target, apply_patch, attributes_json, merge_new, rank, search_text};
 use crate::records::*;
-use crate::rescore::{EventRow, properties_json, scored_since, stored_score, worth_recording};
+use crate::rescore::{EventRow, properties_json, stored_score, worth_recording};
 use crate::{LEAD_COLUMNS, Result, StoreError, email_key, new_lead_id};
 
 /// Leads rescored per writer transaction while a model is activated, so
@@ -90,12 +90,31 @@ impl Writer {
         now: Timestamp,
         cause: &Cause,
     ) -> Result<()> {
-        let Some(model) = self.active.clone() else {
+        let chosen = match (&self.active, self.cache.lead(id)) {
+            (Some(set), Some(lead)) => set.for_lead(lead).cloned(),
+            _ => None,
+        };
+        let Some(model) = chosen else {
+            // No model is active, or none applies to this lead: unscored.
             self.conn
-                .prepare_cached("UPDATE leads SET version = ?2 WHERE id = ?1")?
-                .execute(params![id, version])?;
+                .prepare_cached(
+                    "UPDATE leads SET version = ?2, rank = ?3, band = NULL, grade = NULL, mql = NULL, \
+                     score_json = NULL WHERE id = ?1",
+                )?
+                .execute(params![id, version, crate::leads::UNSCORED_RANK])?;
             self.cache.set_version(id, version);
             return Ok(());
+        };
+        let activated;
+        let cause = match cause {
+            // After an activation each lead's entry names the model that scored it.
+            Cause::ModelActivated { .. } => {
+                activated = Cause::ModelActivated {
+                    model: model.name.clone(),
+                };
+                &activated
+            }
+            other => other,
         };
         let score = self.cache.score(id, &model, now).expect("the lead is cached");
         let stored = stored_score(&model, &score, now);
@@ -354,7 +373,7 @@ impl Writer {
         done: u64,
         total: u64,
     ) -> Result<(u64, Option<String>)> {
-        let Some(model) = self.active.clone() else {
+        let Some(set) = self.active.clone() else {
             return Ok((0, None));
         };
         let ids: Vec<(String, RowStateRaw, Option<String>, Option<String>)> = {
@@ -379,18 +398,20 @@ impl Writer {
             })?;
             rows.collect::<rusqlite::Result<Vec<_>>>()?
         };
-        let cause = Cause::ModelActivated {
-            model: model.name.clone(),
-        };
+        // Each lead's entry names the model that scored it (see `store_score`).
+        let cause = Cause::ModelActivated { model: String::new() };
         for (id, (version, scored, rank, band, mql), scored_by, scored_as_of) in &ids {
-            // Scored by this model as of the activation or later (a write after
-            // the activation): already current; rescoring as of `now` would set
-            // it back and drop events that happened since.
-            let newer = scored_since(scored_by.as_deref(), scored_as_of.as_deref(), &model.name, now);
-            if newer {
+            // Scored by an active model as of the activation or later (a write
+            // after the activation): already current; rescoring as of `now`
+            // would set it back and drop events that happened since.
+            let (by, as_of) = (scored_by.as_deref(), scored_as_of.as_deref());
+            self.ensure_cached(id, *version)?;
+            if set.may_be_current(by, as_of, now)
+                && let Some(lead) = self.cache.lead(id)
+                && set.scored_since(lead, by, as_of, now)
+            {
                 continue;
             }
-            self.ensure_cached(id, *version)?;
             let last = scored.then(|| (*rank, band.clone().unwrap_or_default(), mql.unwrap_or(false)));
             self.store_score(id, version + 1, last, now, &cause)?;
         }
