@@ -176,6 +176,7 @@ pub fn import_file(db: &DbArgs, file: &Path, upsert: bool) -> Result<()> {
             upsert,
             crate::now(),
             import::IMPORT_CHUNK,
+            &s.rating,
             &|done| bar.set_position(done),
         )
         .await?;

@@ -21,7 +21,8 @@ pub async fn load(store: &Arc<dyn Store>, now: leadscore_core::Timestamp) -> Res
     store.put_model(&model.name, MODEL, now).await?;
     store.activate_model(&model.name, now, false).await?;
     let rows = crate::import::read_csv(LEADS).map_err(StoreError::Invalid)?;
-    crate::import::import(store, rows, true, now, usize::MAX, &|_| {}).await?;
+    let policy = leadscore_core::workflow::RatingPolicy::default();
+    crate::import::import(store, rows, true, now, usize::MAX, &policy, &|_| {}).await?;
     let events = EVENTS
         .lines()
         .filter(|l| !l.trim().is_empty())

@@ -175,6 +175,7 @@ pub async fn import(
     upsert: bool,
     now: leadscore_core::Timestamp,
     per_transaction: usize,
+    policy: &leadscore_core::workflow::RatingPolicy,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<ImportReport, leadscore_store::StoreError> {
     let mode = if upsert {
@@ -205,11 +206,14 @@ pub async fn import(
             }
         }
         if !leads.is_empty() {
+            let data: Vec<leadscore_core::Lead> = leads.iter().map(|l| l.lead.clone()).collect();
             let written = store.write_leads(leads, mode, now).await?;
-            for (w, line) in written.into_iter().zip(lines) {
+            let mut created = Vec::new();
+            for ((w, line), lead) in written.into_iter().zip(lines).zip(data) {
                 report.rows.push(match w {
                     LeadWrite::Created(id) => {
                         report.created += 1;
+                        created.push((id.clone(), lead));
                         RowReport { line, status: "created", id: Some(id), reason: None }
                     }
                     LeadWrite::Updated(id) => {
@@ -230,6 +234,7 @@ pub async fn import(
                     }
                 });
             }
+            crate::view::record_first_evaluations(store, policy, created, now).await?;
         }
         done += chunk.len() as u64;
         progress(done);

@@ -114,6 +114,22 @@ fn workflow(doc: &mut Value) {
     for (k, v) in schemas.as_object().expect("an object") {
         doc["components"]["schemas"][k] = v.clone();
     }
+    let lead = &mut doc["components"]["schemas"]["Lead"]["properties"];
+    let rating = json!({"type": ["string", "null"], "enum": ["unknown", "not_potential", "low", "medium", "high", null]});
+    lead["rating"] = rating.clone();
+    lead["rating_set"] = json!({"type": ["object", "null"], "properties": {"rating": {"type": "string"},
+        "by": {"type": "string"}, "at": {"type": "string"}, "note": {"type": "string"}}});
+    lead["proposed_rating"] = json!({"type": "string"});
+    lead["evaluation"] = json!({"type": "object", "description": "the lead's signals now and the rating they propose",
+        "properties": {"signals": {"type": "object"}, "points": {"type": "integer"}, "reasons": {"type": "array", "items": {"type": "string"}}}});
+    lead["first_evaluation"] =
+        json!({"type": ["object", "null"], "description": "the evaluation made when the lead arrived"});
+    lead["status"] = json!({"type": "string"});
+    lead["status_detail"] = json!({"type": "object"});
+    lead["qualification"] = json!({"type": "object", "properties": {"framework": {"type": "string"},
+        "status": {"type": ["string", "null"], "enum": ["qualified", "in_progress", "unqualified", null]}, "criteria": {"type": "object"}}});
+    lead["flags"] =
+        json!({"type": "array", "items": {"type": "string", "enum": ["rating_disagrees_with_score"]}});
 }
 
 pub fn document() -> Value {

@@ -3,7 +3,7 @@
 //! signals behind it, status, qualification and flags.
 
 use leadscore_core::ScoringModel;
-use leadscore_core::workflow::{Framework, RatingPolicy, Signals};
+use leadscore_core::workflow::{Evaluation, Framework, RatingPolicy, Signals};
 use leadscore_store::{LeadRecord, WorkflowRecord};
 use serde_json::{Value, json};
 
@@ -47,6 +47,40 @@ pub async fn leads(state: &AppState, records: &[LeadRecord]) -> ApiResult<Vec<Va
         .collect())
 }
 
+/// Keeps the first evaluation of leads just created (`(id, data)`): their
+/// signals and proposed rating on arrival, as the model that scores each
+/// one sees it.
+pub async fn record_first_evaluations(
+    store: &std::sync::Arc<dyn leadscore_store::Store>,
+    policy: &RatingPolicy,
+    created: Vec<(String, leadscore_core::Lead)>,
+    now: leadscore_core::Timestamp,
+) -> Result<(), leadscore_store::StoreError> {
+    if created.is_empty() {
+        return Ok(());
+    }
+    let active = store.active_model().await?;
+    let items = created
+        .into_iter()
+        .map(|(id, lead)| {
+            let model = active
+                .as_ref()
+                .and_then(|set| set.for_lead(&lead))
+                .map(|m| &*m.model);
+            let signals = Signals::of(&lead, model);
+            // The grade depends on the fit alone: no events needed.
+            let grade = model.map(|m| m.score(&lead, &[], now).grade.as_str().to_owned());
+            let proposal = policy.propose(&signals, grade.as_deref());
+            let workflow = leadscore_core::workflow::Workflow {
+                first_evaluation: Some(Evaluation::new(now, signals, proposal)),
+                ..Default::default()
+            };
+            (id, workflow)
+        })
+        .collect();
+    store.init_workflows(items).await
+}
+
 pub fn render(
     r: &LeadRecord,
     wf: Option<&WorkflowRecord>,
@@ -84,6 +118,7 @@ pub fn render(
         "evaluation".into(),
         json!({"signals": signals, "points": proposal.points, "reasons": proposal.reasons}),
     );
+    m.insert("first_evaluation".into(), json!(wf.first_evaluation));
     m.insert("status".into(), json!(wf.status.status));
     m.insert("status_detail".into(), json!(wf.status));
     m.insert(

@@ -71,6 +71,12 @@ async fn first_evaluation_rating_and_disagreement_flags() {
         assert_eq!(v["qualification"]["framework"], "bant");
         assert_eq!(v["qualification"]["status"], "in_progress");
         assert_eq!(v["flags"], json!([]));
+        assert_eq!(
+            v["first_evaluation"]["proposed_rating"], "high",
+            "kept from arrival: {v}"
+        );
+        assert_eq!(v["first_evaluation"]["at"], T);
+        assert_eq!(v["first_evaluation"]["signals"], v["evaluation"]["signals"]);
         let band = v["score"]["band"].as_str().unwrap().to_owned();
         let score_before = v["score"].clone();
 
@@ -160,6 +166,29 @@ async fn first_evaluation_rating_and_disagreement_flags() {
             "not_found",
             None,
         );
+        // The current evaluation follows the data; the first one stays as it was.
+        let (_, edited) = srv
+            .admin(
+                Method::PATCH,
+                "/leads/giang",
+                Some(json!({"email": "giang@gmail.com"})),
+            )
+            .await;
+        assert_eq!(edited["evaluation"]["signals"]["email"], "free", "{edited}");
+        assert_eq!(edited["first_evaluation"]["signals"]["email"], "corporate");
+        // Imported leads are evaluated on arrival too.
+        let csv = "id,first_name,last_name,email,company,industry,employees,country,owner\n\
+                   imp1,Lan,Pham,lan@hanoi-tours.vn,Hanoi Tours,travel,60,VN,ann\n";
+        let (s, r) = send(
+            srv.req(Method::POST, "/leads/import", &srv.admin)
+                .header("content-type", "text/csv")
+                .body(csv),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{r}");
+        let (_, imp) = srv.get("/leads/imp1").await;
+        assert_eq!(imp["first_evaluation"]["signals"]["industry_fit"], true, "{imp}");
+        assert_eq!(imp["first_evaluation"]["proposed_rating"], imp["proposed_rating"]);
         // Clearing the rating.
         let (_, v) = call(
             &srv,

@@ -146,6 +146,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         save: WorkflowSave,
     ) -> Result<bool>;
 
+    /// Stores workflows for leads that have none yet (a new lead's first
+    /// evaluation), in one transaction; leads that have one, or no longer
+    /// exist, are left as they are.
+    async fn init_workflows(&self, items: Vec<(String, Workflow)>) -> Result<()>;
+
     /// A lead's log, oldest first.
     async fn lead_log(&self, lead: &str) -> Result<Vec<LogEntry>>;
 

@@ -148,6 +148,8 @@ pub(crate) mod sql {
     pub const INSERT_TASK: &str =
         "INSERT INTO tasks (id, lead, owner, state, due_at, rev, doc) VALUES ($1, $2, $3, $4, $5, 1, $6)";
     pub const UPDATE_TASK: &str = "UPDATE tasks SET owner = $2, state = $3, due_at = $4, rev = rev + 1, doc = $5 WHERE id = $1 AND rev = $6";
+    pub const INIT_WORKFLOW: &str = "INSERT INTO workflow (lead, rating, status, rev, doc) \
+         SELECT $1, $2, $3, 1, $4 WHERE EXISTS (SELECT 1 FROM leads WHERE id = $1) ON CONFLICT (lead) DO NOTHING";
     pub const LEAD_EXISTS: &str = "SELECT 1 FROM leads WHERE id = $1";
     pub const SELECT_LOG: &str = "SELECT at, actor, kind, detail FROM lead_log WHERE lead = $1 ORDER BY seq";
 }

@@ -14,7 +14,7 @@ pub mod status;
 use serde::{Deserialize, Serialize};
 
 pub use qualification::{Answer, Framework, QualificationState, QualificationStatus};
-pub use rating::{Proposal, Rating, RatingPolicy, Signals};
+pub use rating::{Evaluation, Proposal, Rating, RatingPolicy, Signals};
 pub use status::{FollowUp, Status, StatusChange, StatusState, TransitionError};
 
 /// Everything a rep has recorded on one lead, as stored.
@@ -28,6 +28,9 @@ pub struct Workflow {
     pub status: StatusState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub qualification: Option<QualificationState>,
+    /// The evaluation made when the lead arrived (created or imported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_evaluation: Option<Evaluation>,
 }
 
 /// A rating set by hand: by whom, when, and why.

@@ -54,15 +54,15 @@ impl Rating {
 }
 
 /// What the lead's own data says, checked when it arrives or is edited.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signals {
     /// A first and a last name (or a full name in one of them).
     pub full_name: bool,
     /// `missing`, `invalid`, `mobile`, `landline` or `valid` (the metadata
     /// cannot tell the line type), for the lead's country.
-    pub phone: &'static str,
+    pub phone: String,
     /// `missing`, `invalid`, `disposable`, `free` or `corporate`.
-    pub email: &'static str,
+    pub email: String,
     pub company: bool,
     /// How the lead fits the ideal customer profile, as the model's fit rules
     /// on each field see it: `true` (a rule that adds points holds), `false`
@@ -82,7 +82,7 @@ impl Signals {
     pub fn of(lead: &(impl LeadData + ?Sized), model: Option<&ScoringModel>) -> Signals {
         let given = |f: StdField| lead.get(f).is_some_and(|v| !v.trim().is_empty());
         let full_name = is_full_name(lead.get(StdField::FirstName), lead.get(StdField::LastName));
-        let phone = match lead.get(StdField::Phone).filter(|p| !p.trim().is_empty()) {
+        let phone: &str = match lead.get(StdField::Phone).filter(|p| !p.trim().is_empty()) {
             None => "missing",
             Some(p) => match classify_phone(p, lead.get(StdField::Country)) {
                 PhoneKind::Invalid => "invalid",
@@ -91,15 +91,15 @@ impl Signals {
                 PhoneKind::Other => "valid",
             },
         };
-        let email = match lead.get(StdField::Email).filter(|e| !e.trim().is_empty()) {
+        let email: &str = match lead.get(StdField::Email).filter(|e| !e.trim().is_empty()) {
             None => "missing",
             Some(e) => classify_email(e).as_str(),
         };
         let fit = |fields: &[StdField]| model.and_then(|m| fits(m, lead, fields));
         Signals {
             full_name,
-            phone,
-            email,
+            phone: phone.to_owned(),
+            email: email.to_owned(),
             company: given(StdField::Company),
             industry_fit: fit(&[StdField::Industry]),
             size_fit: fit(&SIZE_FIELDS),
@@ -185,11 +185,35 @@ impl Default for RatingPolicy {
 }
 
 /// A proposed rating with the points behind it, in words.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Proposal {
     pub rating: Rating,
     pub points: i32,
     pub reasons: Vec<String>,
+}
+
+/// The evaluation of a lead at one moment: its signals and the rating they
+/// propose. The first one, made when the lead arrives, is kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// RFC 3339.
+    pub at: String,
+    pub signals: Signals,
+    pub proposed_rating: Rating,
+    pub points: i32,
+    pub reasons: Vec<String>,
+}
+
+impl Evaluation {
+    pub fn new(at: crate::Timestamp, signals: Signals, proposal: Proposal) -> Evaluation {
+        Evaluation {
+            at: at.to_string(),
+            signals,
+            proposed_rating: proposal.rating,
+            points: proposal.points,
+            reasons: proposal.reasons,
+        }
+    }
 }
 
 impl RatingPolicy {
@@ -219,12 +243,12 @@ impl RatingPolicy {
         if s.full_name {
             add(self.full_name, "full name given");
         }
-        match s.phone {
+        match s.phone.as_str() {
             "missing" => {}
             "invalid" => add(self.phone_invalid, "phone number is not valid"),
             _ => add(self.phone_valid, "valid phone number"),
         }
-        match s.email {
+        match s.email.as_str() {
             "corporate" => add(self.email_corporate, "company e-mail"),
             "free" => add(self.email_free, "free e-mail provider"),
             "disposable" => add(self.email_disposable, "disposable e-mail"),

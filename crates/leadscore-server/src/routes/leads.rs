@@ -44,7 +44,17 @@ pub async fn create(
     } else {
         OnConflict::Refuse
     };
+    let data = new.lead.clone();
     let outcome = state.store.write_leads(vec![new], mode, state.now()).await?;
+    if let Some(LeadWrite::Created(id)) = outcome.first() {
+        view::record_first_evaluations(
+            &state.store,
+            &state.settings.rating,
+            vec![(id.clone(), data)],
+            state.now(),
+        )
+        .await?;
+    }
     let (status, id) = match outcome.into_iter().next() {
         Some(LeadWrite::Created(id)) => (StatusCode::CREATED, id),
         Some(LeadWrite::Updated(id)) => (StatusCode::OK, id),

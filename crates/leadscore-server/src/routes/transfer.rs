@@ -22,7 +22,16 @@ pub async fn import(
     let Query(p) = params?;
     let rows = import::read_csv(&text)
         .map_err(|m| ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "invalid_csv", m))?;
-    let report = import::import(&state.store, rows, p.upsert, state.now(), usize::MAX, &|_| {}).await?;
+    let report = import::import(
+        &state.store,
+        rows,
+        p.upsert,
+        state.now(),
+        usize::MAX,
+        &state.settings.rating,
+        &|_| {},
+    )
+    .await?;
     tracing::info!(
         created = report.created,
         updated = report.updated,

@@ -484,6 +484,14 @@ impl Store for PgStore {
         self.retry(|| self.save_workflow_once(lead, rev, wf, &save)).await
     }
 
+    async fn init_workflows(&self, items: Vec<(String, Workflow)>) -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        self.read(async |c| workflow::init_workflows(c, &items).await)
+            .await
+    }
+
     async fn lead_log(&self, lead: &str) -> Result<Vec<LogEntry>> {
         self.read(async |c| workflow::lead_log(c, lead).await).await
     }

@@ -109,6 +109,27 @@ impl PgStore {
     }
 }
 
+pub(super) async fn init_workflows(c: &impl GenericClient, items: &[(String, Workflow)]) -> TxResult<()> {
+    let (mut leads, mut ratings, mut statuses, mut docs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (lead, wf) in items {
+        let (rating, status) = workflow_columns(wf);
+        leads.push(lead.as_str());
+        ratings.push(rating);
+        statuses.push(status);
+        docs.push(doc_json(wf));
+    }
+    let stmt = c
+        .prepare_cached(
+            "INSERT INTO workflow (lead, rating, status, rev, doc) \
+             SELECT u.lead, u.rating, u.status, 1, u.doc \
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]) AS u(lead, rating, status, doc) \
+             WHERE EXISTS (SELECT 1 FROM leads l WHERE l.id = u.lead) ON CONFLICT (lead) DO NOTHING",
+        )
+        .await?;
+    c.execute(&stmt, &[&leads, &ratings, &statuses, &docs]).await?;
+    Ok(())
+}
+
 pub(super) async fn lead_log(c: &impl GenericClient, lead: &str) -> TxResult<Vec<LogEntry>> {
     let stmt = c.prepare_cached(sql::SELECT_LOG).await?;
     let mut out = Vec::new();

@@ -494,6 +494,14 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn init_workflows(&self, items: Vec<(String, Workflow)>) -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        self.write(move |w| workflow::init_workflows(&w.conn, &items))
+            .await
+    }
+
     async fn lead_log(&self, lead: &str) -> Result<Vec<LogEntry>> {
         let lead = lead.to_owned();
         self.read(move |c| workflow::lead_log(c, &lead)).await

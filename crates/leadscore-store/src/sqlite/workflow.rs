@@ -163,3 +163,12 @@ pub(super) fn save_task(c: &Connection, t: &Task, log: &LogEntry) -> Result<bool
     insert_log(c, &t.lead, log)?;
     Ok(true)
 }
+
+pub(super) fn init_workflows(c: &Connection, items: &[(String, Workflow)]) -> Result<()> {
+    let mut stmt = c.prepare_cached(&for_sqlite(sql::INIT_WORKFLOW))?;
+    for (lead, wf) in items {
+        let (rating, status) = workflow_columns(wf);
+        stmt.execute(params![lead, rating, status, doc_json(wf)])?;
+    }
+    Ok(())
+}
