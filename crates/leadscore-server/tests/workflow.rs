@@ -189,6 +189,20 @@ async fn first_evaluation_rating_and_disagreement_flags() {
         let (_, imp) = srv.get("/leads/imp1").await;
         assert_eq!(imp["first_evaluation"]["signals"]["industry_fit"], true, "{imp}");
         assert_eq!(imp["first_evaluation"]["proposed_rating"], imp["proposed_rating"]);
+        let ingest = srv.token("ingest", None).await;
+        assert_error(
+            &call(
+                &srv,
+                &ingest,
+                Method::PATCH,
+                "/leads/giang",
+                Some(json!({"rating": "low"})),
+            )
+            .await,
+            403,
+            "forbidden",
+            None,
+        );
         // Clearing the rating.
         let (_, v) = call(
             &srv,

@@ -203,10 +203,7 @@ pub async fn list(
                 .ok_or_else(|| ApiError::invalid("cursor", "the cursor is not one this API gave"))?,
         ),
     };
-    let limit = p.limit.unwrap_or(50);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid("limit", "`limit` is between 1 and 1000"));
-    }
+    let limit = super::page_limit(p.limit, 50)?;
     let owner = if who.role == Role::Rep {
         if p.owner.as_ref().is_some_and(|o| Some(o) != who.user.as_ref()) {
             return Ok(Json(json!({"leads": [], "next_cursor": null})));

@@ -108,6 +108,16 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     }
 }
 
+/// A page size: `limit` (or `default`), from 1 to 1000.
+pub fn page_limit(limit: Option<usize>, default: usize) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(default);
+    if (1..=1000).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::invalid("limit", "`limit` is between 1 and 1000"))
+    }
+}
+
 /// A JSON body that may be left out (empty): `None` then.
 pub struct OptionalJson(pub Option<Value>);
 

@@ -482,10 +482,7 @@ pub async fn list_tasks(
             ));
         }
     };
-    let limit = p.limit.unwrap_or(200);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid("limit", "`limit` is between 1 and 1000"));
-    }
+    let limit = super::page_limit(p.limit, 200)?;
     let tasks = state
         .store
         .list_tasks(&TaskQuery {
