@@ -272,7 +272,7 @@ fn core_document() -> Value {
                         "id": {}, "status": {"type": "string", "enum": ["accepted", "duplicate", "rejected"]}, "reason": {"type": "string"}}}}}},
                 "HistoryEntry": {"type": "object", "properties": {"at": {"type": "string"}, "score": {"type": "number"}, "band": {"type": "string"},
                     "mql": {"type": "boolean"}, "model": {"type": "string"}, "cause": {"type": "object", "properties": {
-                        "kind": {"type": "string", "enum": ["events", "model_activated", "created", "lead_edited", "time_passed"]}}}}},
+                        "kind": {"type": "string", "enum": ["events", "model_activated", "created", "lead_edited", "time_passed", "activity"]}}}}},
                 "Model": {"type": "object", "properties": {"name": {"type": "string"}, "created_at": {"type": "string"}, "active": {"type": "boolean"},
                     "activated_at": {"type": ["string", "null"]}, "toml": {"type": "string"},
                     "rescore": {"type": ["object", "null"], "properties": {"done": {"type": "integer"}, "total": {"type": "integer"}, "finished": {"type": "boolean"}}}}},

@@ -655,9 +655,22 @@ async fn activities_feed_the_score_and_name_the_rep() {
         let last = h["history"].as_array().unwrap().last().unwrap().clone();
         assert_eq!(last["cause"]["events"], json!(["m2"]), "{h}");
         assert_eq!(last["cause"]["by"], json!(["ann"]), "{h}");
+        // A call the model gives no points for still shows in the history,
+        // with the rep, at the score it left.
+        let (s, v) = log_activity(&ann, json!({"type": "call_held", "id": "c1"})).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let (_, h) = srv.get("/leads/giang/history").await;
+        let entries = h["history"].as_array().unwrap();
+        let call = entries.last().unwrap();
+        assert_eq!(
+            call["cause"],
+            json!({"kind": "activity", "events": ["c1"], "type": "call_held", "by": ["ann"]}),
+            "{h}"
+        );
+        assert_eq!(call["score"], entries[entries.len() - 2]["score"]);
         let (_, log) = srv.get("/leads/giang/log").await;
         let entries = log["log"].as_array().unwrap();
-        assert_eq!(entries.len(), 2, "{log}");
+        assert_eq!(entries.len(), 3, "{log}");
         assert_eq!(entries[0]["kind"], "activity");
         assert_eq!(entries[0]["actor"], "ann");
         assert_eq!(entries[0]["detail"]["note"], "demo went well");

@@ -318,23 +318,54 @@ pub async fn history(
         .into_iter()
         .filter_map(|e| e.properties.get(wire::LOGGED_BY).cloned().map(|by| (e.id, by)))
         .collect();
-    let entries: Vec<serde_json::Value> = state
-        .store
-        .history(&id)
-        .await?
-        .into_iter()
-        .map(|h| {
-            let by: Vec<&String> = match &h.cause {
-                Cause::Events { events } => events.iter().filter_map(|e| logged_by.get(e)).collect(),
-                _ => Vec::new(),
-            };
-            let mut v = json!(h);
-            if !by.is_empty() {
-                v["cause"]["by"] = json!(by);
-            }
-            v
+    let history = state.store.history(&id).await?;
+    let mentioned: std::collections::HashSet<&str> = history
+        .iter()
+        .flat_map(|h| match &h.cause {
+            Cause::Events { events } => events.iter().map(String::as_str).collect(),
+            _ => Vec::new(),
         })
         .collect();
+    // An activity that changed nothing in the score still shows, at the score it left.
+    let log = state.store.lead_log(&id).await?;
+    let mut quiet = log
+        .iter()
+        .filter(|e| {
+            e.kind == "activity"
+                && e.detail["event"]
+                    .as_str()
+                    .is_some_and(|ev| !mentioned.contains(ev))
+        })
+        .peekable();
+    let unchanged = |a: &leadscore_store::LogEntry, last: Option<&leadscore_store::HistoryEntry>| {
+        json!({
+            "at": a.at.to_string(),
+            "score": last.map(|h| h.score),
+            "band": last.map(|h| h.band.as_str()),
+            "mql": last.map(|h| h.mql),
+            "model": last.map(|h| h.model.as_str()),
+            "cause": {"kind": "activity", "events": [a.detail["event"]], "type": a.detail["type"], "by": [a.actor]},
+        })
+    };
+    let mut entries: Vec<serde_json::Value> = Vec::with_capacity(history.len());
+    let mut last = None;
+    for h in &history {
+        let at = Timestamp::parse(&h.at).ok();
+        while let Some(a) = quiet.next_if(|a| at.is_some_and(|t| a.at < t)) {
+            entries.push(unchanged(a, last));
+        }
+        let by: Vec<&String> = match &h.cause {
+            Cause::Events { events } => events.iter().filter_map(|e| logged_by.get(e)).collect(),
+            _ => Vec::new(),
+        };
+        let mut v = json!(h);
+        if !by.is_empty() {
+            v["cause"]["by"] = json!(by);
+        }
+        entries.push(v);
+        last = Some(h);
+    }
+    entries.extend(quiet.map(|a| unchanged(a, last)));
     Ok(Json(json!({"lead": id, "history": entries})))
 }
 
