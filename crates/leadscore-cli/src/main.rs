@@ -103,6 +103,24 @@ enum Command {
         #[command(flatten)]
         db: service::DbArgs,
     },
+    /// How well a model's scores match real outcomes (conversion by band and
+    /// grade, ROC AUC, calibration, gains, rules, MQL threshold advice).
+    Report {
+        /// A stored model (a backtest before activating it); default: the active one.
+        #[arg(long, value_name = "NAME")]
+        model: Option<String>,
+        /// Leads a week the sales team can work, for the MQL threshold advice.
+        #[arg(long, value_name = "N")]
+        capacity: Option<f64>,
+        /// Also write the report as an HTML page with its charts.
+        #[arg(long, value_name = "FILE.html")]
+        html: Option<PathBuf>,
+        /// `text` (default) or `json`.
+        #[arg(long, default_value = "text")]
+        format: String,
+        #[command(flatten)]
+        db: service::DbArgs,
+    },
     /// Print the settings file with every default.
     DefaultConfig,
 }
@@ -195,6 +213,13 @@ fn run(cli: Cli) -> Result<()> {
             all,
             db,
         } => service::tasks(&db, owner, due_before.as_deref(), all),
+        Command::Report {
+            model,
+            capacity,
+            html,
+            format,
+            db,
+        } => service::report(&db, model.as_deref(), capacity, html.as_deref(), &format),
         Command::DefaultConfig => {
             print!("{}", leadscore_server::Settings::default_file());
             Ok(())

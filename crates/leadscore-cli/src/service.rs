@@ -288,3 +288,37 @@ pub fn tasks(db: &DbArgs, owner: Option<String>, due_before: Option<&str>, all: 
         Ok(())
     })
 }
+
+/// `leadscore report`: the model report in the terminal (or as JSON), and as HTML.
+pub fn report(
+    db: &DbArgs,
+    model: Option<&str>,
+    capacity: Option<f64>,
+    html: Option<&Path>,
+    format: &str,
+) -> Result<()> {
+    if !matches!(format, "text" | "json") {
+        bail!("--format is text or json, not `{format}`");
+    }
+    if capacity.is_some_and(|c| !(c.is_finite() && c > 0.0)) {
+        bail!("--capacity is a number of leads a week above 0");
+    }
+    let s = settings(db, None)?;
+    runtime()?.block_on(async move {
+        let store = open(&s).await?;
+        let model = leadscore_server::reports::model(&store, model).await?;
+        let cases = leadscore_server::reports::cases(&store).await?;
+        let report = leadscore_core::report::report(&model, &cases, capacity);
+        if format == "json" {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print!("{}", leadscore_server::reports::text(&report));
+        }
+        if let Some(path) = html {
+            std::fs::write(path, leadscore_server::reports::html(&report, model.max))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+        Ok(())
+    })
+}

@@ -434,6 +434,61 @@ fn tasks_command_lists_due_follow_ups() {
     assert!(!ok && stderr.contains("--due-before"), "{stderr}");
 }
 
+/// `leadscore report` in the terminal, as JSON and as an HTML page with SVG charts.
+#[test]
+fn report_command_prints_and_writes_html() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = db_url(dir.path());
+    // The demo loads the sample model; then historical leads with outcomes.
+    drop(Server::start(&url, true));
+    let mut csv = String::from("id,email,job_title,industry,outcome,outcome_date\n");
+    for i in 0..40 {
+        let (title, won) = if i < 20 {
+            ("CEO", i < 14)
+        } else {
+            ("intern", i < 22)
+        };
+        csv.push_str(&format!(
+            "H{i},h{i}@corp{i}.vn,{title},software,{},2026-10-01\n",
+            if won { "won" } else { "lost" }
+        ));
+    }
+    let file = dir.path().join("history.csv");
+    std::fs::write(&file, csv).unwrap();
+    let (ok, _, stderr) = run(leadscore()
+        .arg("import")
+        .arg(&file)
+        .args(["--database-url", &url]));
+    assert!(ok, "{stderr}");
+    let html = dir.path().join("report.html");
+    let (ok, stdout, stderr) = run(leadscore()
+        .args(["report", "--capacity", "50", "--html"])
+        .arg(&html)
+        .args(["--database-url", &url]));
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("against 40 leads with a known outcome (16 converted"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ROC AUC") && stdout.contains("decision_maker") && stdout.contains("MQL threshold"),
+        "{stdout}"
+    );
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.starts_with("<!doctype html>") && page.matches("<svg").count() == 2,
+        "{page}"
+    );
+    let (ok, json_out, _) = run(leadscore().args(["report", "--format", "json", "--database-url", &url]));
+    assert!(ok);
+    let v: Value = serde_json::from_str(&json_out).unwrap();
+    assert_eq!(v["leads"], 40);
+    assert_eq!(v["conversions"], 16);
+    assert!(v["auc"].as_f64().unwrap() > 0.7, "{v}");
+    let (ok, _, stderr) = run(leadscore().args(["report", "--model", "nope", "--database-url", &url]));
+    assert!(!ok && stderr.contains("nope"), "{stderr}");
+}
+
 /// What one streaming client saw.
 #[derive(Default)]
 struct Seen {

@@ -11,6 +11,7 @@ pub mod event;
 pub mod fit;
 pub mod lead;
 pub mod model;
+pub mod report;
 pub mod scoring;
 pub mod time;
 pub mod workflow;

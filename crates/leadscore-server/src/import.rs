@@ -15,7 +15,28 @@ use crate::wire::{check_std_text, no_control};
 pub enum Column {
     Std(StdField),
     Owner,
+    /// Historical outcomes: `outcome` (won / lost), `outcome_date`,
+    /// `outcome_value`, `outcome_reason`.
+    Outcome(OutcomeColumn),
     Attribute(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutcomeColumn {
+    Result,
+    Date,
+    Value,
+    Reason,
+}
+
+/// A historical outcome read from an import row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportedOutcome {
+    pub won: bool,
+    /// `None`: the time of the import.
+    pub at: Option<leadscore_core::Timestamp>,
+    pub value: Option<f64>,
+    pub reason: Option<String>,
 }
 
 /// The column a CSV header names: case, spaces and punctuation are ignored,
@@ -43,6 +64,10 @@ pub fn column_for(header: &str) -> Column {
         "source" | "leadsource" | "originalsource" => StdField::Source,
         "iscustomer" => StdField::IsCustomer,
         "owner" | "leadowner" | "contactowner" => return Column::Owner,
+        "outcome" => return Column::Outcome(OutcomeColumn::Result),
+        "outcomedate" => return Column::Outcome(OutcomeColumn::Date),
+        "outcomevalue" => return Column::Outcome(OutcomeColumn::Value),
+        "outcomereason" => return Column::Outcome(OutcomeColumn::Reason),
         _ => return Column::Attribute(header.trim().to_owned()),
     };
     Column::Std(std)
@@ -53,6 +78,7 @@ pub fn column_for(header: &str) -> Column {
 pub struct Row {
     pub line: u64,
     pub lead: Result<NewLead, String>,
+    pub outcome: Option<ImportedOutcome>,
 }
 
 /// Reads a CSV of leads. A file whose header cannot be read is an error;
@@ -81,7 +107,7 @@ pub fn read_csv(text: &str) -> Result<Vec<Row>, String> {
     }
     let mut rows = Vec::new();
     for record in reader.records() {
-        let (line, lead) = match record {
+        let (line, read) = match record {
             Err(e) => (
                 e.position().map_or(0, |p| p.line()),
                 Err(format!("the row cannot be read: {e}")),
@@ -102,14 +128,22 @@ pub fn read_csv(text: &str) -> Result<Vec<Row>, String> {
                 }
             }
         };
-        rows.push(Row { line, lead });
+        let (lead, outcome) = match read {
+            Ok((lead, outcome)) => (Ok(lead), outcome),
+            Err(e) => (Err(e), None),
+        };
+        rows.push(Row { line, lead, outcome });
     }
     Ok(rows)
 }
 
-fn lead_from(columns: &[Column], r: &csv::StringRecord) -> Result<NewLead, String> {
+fn lead_from(
+    columns: &[Column],
+    r: &csv::StringRecord,
+) -> Result<(NewLead, Option<ImportedOutcome>), String> {
     let mut lead = Lead::default();
     let mut owner = None;
+    let (mut result, mut at, mut value, mut reason) = (None, None, None, None);
     for (c, v) in columns.iter().zip(r.iter()) {
         if v.is_empty() {
             continue;
@@ -133,15 +167,55 @@ fn lead_from(columns: &[Column], r: &csv::StringRecord) -> Result<NewLead, Strin
                 no_control(name, v).map_err(|e| e.message)?;
                 lead.set_attribute(name.clone(), v);
             }
+            Column::Outcome(OutcomeColumn::Result) => {
+                result = Some(match v.to_ascii_lowercase().as_str() {
+                    "won" | "converted" | "1" | "true" | "yes" => true,
+                    "lost" | "disqualified" | "0" | "false" | "no" => false,
+                    _ => {
+                        return Err(format!(
+                            "`outcome` is won or lost (also 1/0, true/false), not `{v}`"
+                        ));
+                    }
+                });
+            }
+            Column::Outcome(OutcomeColumn::Date) => {
+                at = Some(leadscore_core::workflow::parse_day_or_time(v).ok_or_else(|| {
+                    format!("`outcome_date` is a date (YYYY-MM-DD) or an RFC 3339 time, not `{v}`")
+                })?);
+            }
+            Column::Outcome(OutcomeColumn::Value) => {
+                let n = leadscore_core::fit::parse_number(v)
+                    .filter(|n| *n >= 0.0)
+                    .ok_or_else(|| format!("`outcome_value` is an amount of 0 or more, not `{v}`"))?;
+                value = Some(n);
+            }
+            Column::Outcome(OutcomeColumn::Reason) => {
+                crate::wire::check_note("outcome_reason", v).map_err(|e| e.message)?;
+                reason = Some(v.to_owned());
+            }
         }
     }
+    let outcome = match result {
+        Some(won) => Some(ImportedOutcome {
+            won,
+            at,
+            value,
+            reason,
+        }),
+        None if at.is_some() || value.is_some() || reason.is_some() => {
+            return Err(
+                "outcome_date, outcome_value and outcome_reason need an `outcome` (won or lost)".into(),
+            );
+        }
+        None => None,
+    };
     if lead.get(StdField::Id).is_none()
         && lead.get(StdField::Email).is_none()
         && lead.get(StdField::Company).is_none()
     {
         return Err("the row has no id, e-mail or company: nothing to identify the lead by".into());
     }
-    Ok(NewLead { lead, owner })
+    Ok((NewLead { lead, owner }, outcome))
 }
 
 /// The outcome of importing one row.
@@ -188,11 +262,13 @@ pub async fn import(
     for chunk in rows.chunks(per_transaction.max(1)) {
         let mut leads = Vec::new();
         let mut lines = Vec::new();
+        let mut outcomes = Vec::new();
         for row in chunk {
             match &row.lead {
                 Ok(l) => {
                     leads.push(l.clone());
                     lines.push(row.line);
+                    outcomes.push(row.outcome.clone());
                 }
                 Err(reason) => {
                     report.rejected += 1;
@@ -209,11 +285,23 @@ pub async fn import(
             let data: Vec<leadscore_core::Lead> = leads.iter().map(|l| l.lead.clone()).collect();
             let written = store.write_leads(leads, mode, now).await?;
             let mut created = Vec::new();
-            for ((w, line), lead) in written.into_iter().zip(lines).zip(data) {
+            let mut updated_outcomes = Vec::new();
+            for (((w, line), lead), outcome) in written.into_iter().zip(lines).zip(data).zip(outcomes) {
+                let status = outcome.map(|o| {
+                    leadscore_core::workflow::StatusState::imported_outcome(
+                        o.won,
+                        o.at.unwrap_or(now),
+                        o.value,
+                        o.reason,
+                    )
+                });
+                if let (LeadWrite::Updated(id), Some(st)) = (&w, &status) {
+                    updated_outcomes.push((id.clone(), st.clone()));
+                }
                 report.rows.push(match w {
                     LeadWrite::Created(id) => {
                         report.created += 1;
-                        created.push((id.clone(), lead));
+                        created.push((id.clone(), lead, status));
                         RowReport { line, status: "created", id: Some(id), reason: None }
                     }
                     LeadWrite::Updated(id) => {
@@ -235,12 +323,48 @@ pub async fn import(
                 });
             }
             crate::view::record_first_evaluations(store, policy, created, now).await?;
+            set_outcomes(store, updated_outcomes, now).await?;
         }
         done += chunk.len() as u64;
         progress(done);
     }
     report.rows.sort_by_key(|r| r.line);
     Ok(report)
+}
+
+/// Records imported outcomes on leads that existed (an upsert): their status
+/// becomes converted or lost, as of the outcome's date, with a log line.
+async fn set_outcomes(
+    store: &Arc<dyn Store>,
+    items: Vec<(String, leadscore_core::workflow::StatusState)>,
+    now: leadscore_core::Timestamp,
+) -> Result<(), leadscore_store::StoreError> {
+    for (id, status) in items {
+        for _ in 0..8 {
+            let current = store
+                .workflows(std::slice::from_ref(&id))
+                .await?
+                .remove(&id)
+                .unwrap_or_default();
+            let mut next = current.workflow.clone();
+            next.status = status.clone();
+            let entry = leadscore_store::LogEntry {
+                at: now,
+                actor: "import".into(),
+                kind: "status".into(),
+                detail: serde_json::json!({"from": current.workflow.status.status, "to": status.status,
+                    "reason": status.reason, "date": status.since, "source": "import"}),
+            };
+            let save = leadscore_store::WorkflowSave {
+                log: vec![entry],
+                new_tasks: Vec::new(),
+            };
+            if store.save_workflow(&id, current.rev, &next, save).await? {
+                break;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Every lead as CSV: the standard columns, owner, the score, then one column

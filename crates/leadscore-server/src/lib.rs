@@ -8,6 +8,7 @@ pub mod error;
 pub mod import;
 pub mod metrics;
 pub mod openapi;
+pub mod reports;
 mod routes;
 pub mod settings;
 pub mod view;

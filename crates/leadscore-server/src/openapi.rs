@@ -75,6 +75,12 @@ fn workflow(doc: &mut Value) {
             "get": op("Follow-up tasks, soonest due first", "admin, manager, rep (own)", None,
                 ("200", json!({"type": "object", "properties": {"tasks": {"type": "array", "items": r("Task")}}})), &["422"])
         },
+        "/reports/model": {
+            "parameters": [query("model", "string", "a stored model (a backtest before activating it); default: the active one"),
+                query("capacity", "number", "leads a week the sales team can work, for the MQL threshold advice")],
+            "get": op("How well the model's scores match real outcomes: conversion per band and grade, ROC AUC, calibration, gains, per-rule statistics with suggested points, MQL threshold advice",
+                "admin, manager", None, ("200", json!({"type": "object"})), &["404", "422"])
+        },
         "/tasks/{id}/{action}": {
             "parameters": [id_param("id"), id_param("action")],
             "post": op("`complete`, `snooze` (with `until`) or `reassign` (with `owner`; managers) a task, with an optional `note`",

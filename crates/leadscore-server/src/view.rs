@@ -47,13 +47,17 @@ pub async fn leads(state: &AppState, records: &[LeadRecord]) -> ApiResult<Vec<Va
         .collect())
 }
 
-/// Keeps the first evaluation of leads just created (`(id, data)`): their
-/// signals and proposed rating on arrival, as the model that scores each
-/// one sees it.
+/// Keeps the first evaluation of leads just created (`(id, data, status)`):
+/// their signals and proposed rating on arrival, as the model that scores
+/// each one sees it; and a status when the import gave an outcome.
 pub async fn record_first_evaluations(
     store: &std::sync::Arc<dyn leadscore_store::Store>,
     policy: &RatingPolicy,
-    created: Vec<(String, leadscore_core::Lead)>,
+    created: Vec<(
+        String,
+        leadscore_core::Lead,
+        Option<leadscore_core::workflow::StatusState>,
+    )>,
     now: leadscore_core::Timestamp,
 ) -> Result<(), leadscore_store::StoreError> {
     if created.is_empty() {
@@ -62,7 +66,7 @@ pub async fn record_first_evaluations(
     let active = store.active_model().await?;
     let items = created
         .into_iter()
-        .map(|(id, lead)| {
+        .map(|(id, lead, status)| {
             let model = active
                 .as_ref()
                 .and_then(|set| set.for_lead(&lead))
@@ -73,6 +77,7 @@ pub async fn record_first_evaluations(
             let proposal = policy.propose(&signals, grade.as_deref());
             let workflow = leadscore_core::workflow::Workflow {
                 first_evaluation: Some(Evaluation::new(now, signals, proposal)),
+                status: status.unwrap_or_default(),
                 ..Default::default()
             };
             (id, workflow)

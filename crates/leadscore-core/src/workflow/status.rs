@@ -177,6 +177,42 @@ fn invalid(field: &'static str, message: impl Into<String>) -> TransitionError {
 }
 
 impl StatusState {
+    /// The lead's outcome, once known: won when it converted, lost when it
+    /// was lost or disqualified; with the moment it became known.
+    pub fn outcome(&self) -> Option<(bool, Timestamp)> {
+        let won = match self.status {
+            Status::Converted => true,
+            Status::Lost | Status::Disqualified => false,
+            _ => return None,
+        };
+        let at = Timestamp::parse(self.since.as_deref()?).ok()?;
+        Some((won, at))
+    }
+
+    /// The state an imported historical outcome sets: converted (won, with
+    /// its value) or lost (with its reason), as of `at`.
+    pub fn imported_outcome(
+        won: bool,
+        at: Timestamp,
+        value: Option<f64>,
+        reason: Option<String>,
+    ) -> StatusState {
+        let (reason, note) = if won {
+            (None, reason)
+        } else {
+            (Some(reason.unwrap_or_else(|| "imported as lost".into())), None)
+        };
+        StatusState {
+            status: if won { Status::Converted } else { Status::Lost },
+            by: Some("import".into()),
+            since: Some(at.to_string()),
+            reason,
+            expected_value: if won { value } else { None },
+            note,
+            ..StatusState::default()
+        }
+    }
+
     /// Applies a change requested by `by` at `now`. `contract_lead_days` is
     /// how long before a competitor's contract ends the lead is to be
     /// contacted again. Returns the new state and the follow-ups to create.

@@ -50,7 +50,7 @@ pub async fn create(
         view::record_first_evaluations(
             &state.store,
             &state.settings.rating,
-            vec![(id.clone(), data)],
+            vec![(id.clone(), data, None)],
             state.now(),
         )
         .await?;

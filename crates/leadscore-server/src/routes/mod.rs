@@ -3,6 +3,7 @@
 mod events;
 mod leads;
 mod models;
+mod reports;
 mod transfer;
 mod workflow;
 
@@ -41,6 +42,7 @@ pub fn api() -> Router<AppState> {
         .route("/leads/{id}/activities", post(workflow::log_activity))
         .route("/leads/{id}/log", get(workflow::lead_log))
         .route("/tasks", get(workflow::list_tasks))
+        .route("/reports/model", get(reports::model))
         .route("/tasks/{id}/{action}", post(workflow::change_task))
         .route("/events", post(events::one))
         .route("/events/batch", post(events::batch))
