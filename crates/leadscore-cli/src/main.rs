@@ -3,6 +3,7 @@
 mod batch;
 mod check_model;
 mod output;
+mod predictive;
 mod service;
 
 use std::io::{IsTerminal, Write};
@@ -121,6 +122,35 @@ enum Command {
         #[command(flatten)]
         db: service::DbArgs,
     },
+    /// Learn a predictive model (gradient-boosted trees) from historical leads with outcomes.
+    Train {
+        #[command(flatten)]
+        data: predictive::DataArgs,
+        /// Where to write the model (JSON).
+        #[arg(long, short, value_name = "MODEL.json")]
+        output: PathBuf,
+    },
+    /// Cross-validate the predictive models on historical leads: ROC AUC,
+    /// log-loss, Brier score, conversion in the top 10 and 20 %.
+    Evaluate {
+        #[command(flatten)]
+        data: predictive::DataArgs,
+        #[arg(long, default_value_t = 5)]
+        folds: usize,
+        /// `table` (default) or `json`.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
+    /// The conversion probability of every lead in a CSV, with a model `train` wrote.
+    Predict {
+        #[arg(long, value_name = "MODEL.json")]
+        model: PathBuf,
+        #[arg(long, value_name = "FILE.csv")]
+        data: PathBuf,
+        /// Write here instead of standard output.
+        #[arg(long, short, value_name = "OUT.csv")]
+        output: Option<PathBuf>,
+    },
     /// Print the settings file with every default.
     DefaultConfig,
 }
@@ -220,6 +250,9 @@ fn run(cli: Cli) -> Result<()> {
             format,
             db,
         } => service::report(&db, model.as_deref(), capacity, html.as_deref(), &format),
+        Command::Train { data, output } => predictive::train(&data, &output),
+        Command::Evaluate { data, folds, format } => predictive::evaluate(&data, folds, &format),
+        Command::Predict { model, data, output } => predictive::predict(&model, &data, output.as_deref()),
         Command::DefaultConfig => {
             print!("{}", leadscore_server::Settings::default_file());
             Ok(())

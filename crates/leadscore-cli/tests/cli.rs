@@ -1559,3 +1559,121 @@ fn an_event_line_longer_than_a_chunk_is_one_event() {
     // 42.75 - 10 for the unsubscribe.
     assert_eq!(num(&run.row("L1")["score"]), 32.75);
 }
+
+/// Historical leads whose outcome depends on their source, visits and role,
+/// with noise; an id column and a constant column to be left out.
+fn history_csv(rows: usize) -> String {
+    let mut s = String::from("lead_id,source,visits,role,plan,converted\n");
+    let mut seed = 12345u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for i in 0..rows {
+        let source = ["Google", "Referral", "Ads", "Select"][(next() % 4) as usize];
+        let visits = next() % 20;
+        let role = ["CEO", "Student", ""][(next() % 3) as usize];
+        let mut logit = -1.0 + 0.25 * visits as f64;
+        logit += match source {
+            "Referral" => 1.5,
+            "Ads" => -1.0,
+            _ => 0.0,
+        };
+        if role == "Student" {
+            logit -= 2.0;
+        }
+        let p = 1.0 / (1.0 + (-logit).exp());
+        let won = (next() % 10_000) as f64 / 10_000.0 < p;
+        s.push_str(&format!(
+            "L{i},{source},{visits},{role},basic,{}\n",
+            if won { "yes" } else { "no" }
+        ));
+    }
+    s
+}
+
+#[test]
+fn evaluate_train_and_predict_learn_from_outcomes() {
+    let dir = Dir::new();
+    let data = dir.write("history.csv", history_csv(3000));
+    let run = leadscore(&[
+        "evaluate",
+        "--data",
+        &data,
+        "--target",
+        "converted",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let v: Value = serde_json::from_str(&run.stdout).unwrap();
+    for model in ["gbdt", "logistic"] {
+        let auc = v[model]["auc"].as_f64().unwrap();
+        assert!(auc > 0.75 && auc < 1.0, "{model}: {auc}");
+        for key in [
+            "logloss",
+            "brier",
+            "top10_conversion",
+            "top20_conversion",
+            "base_rate",
+        ] {
+            assert!(v[model][key].is_number(), "{model} {key}: {v}");
+        }
+        assert!(v[model]["top10_conversion"].as_f64().unwrap() > v[model]["base_rate"].as_f64().unwrap());
+    }
+    assert_eq!(v["calibration"].as_array().unwrap().len(), 10);
+    assert!(
+        run.stderr.contains("left out `lead_id`") && run.stderr.contains("left out `plan`"),
+        "{}",
+        run.stderr
+    );
+    let table = leadscore(&[
+        "evaluate",
+        "--data",
+        &data,
+        "--target",
+        "converted",
+        "--exclude",
+        "role",
+    ]);
+    assert_eq!(table.code, Some(0), "{}", table.stderr);
+    assert!(table.stdout.contains("gradient-boosted trees") && table.stdout.contains("logistic regression"));
+    assert!(table.stdout.contains("2 columns used"), "{}", table.stdout);
+
+    let model = dir.path("model.json");
+    let run = leadscore(&["train", "--data", &data, "--target", "converted", "-o", &model]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let fresh = dir.write(
+        "new.csv",
+        "source,visits,role\nReferral,19,CEO\nAds,0,Student\nSelect,,\nNewChannel,5,CEO\n",
+    );
+    let run = leadscore(&["predict", "--model", &model, "--data", &fresh]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let p: Vec<f64> = run
+        .stdout
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(p.len(), 4);
+    assert!(p[0] > 0.8 && p[1] < 0.1, "{p:?}");
+    assert!(p.iter().all(|x| (0.0..=1.0).contains(x)));
+
+    // Too few outcomes: said plainly, nothing learned.
+    let small = dir.write("small.csv", history_csv(150));
+    let run = leadscore(&["evaluate", "--data", &small, "--target", "converted"]);
+    assert_eq!(run.code, Some(1));
+    assert!(
+        run.stderr.contains("too few to learn from") && run.stderr.contains("rule model"),
+        "{}",
+        run.stderr
+    );
+    let run = leadscore(&["evaluate", "--data", &data, "--target", "outcome"]);
+    assert!(
+        run.code == Some(1) && run.stderr.contains("no column `outcome`"),
+        "{}",
+        run.stderr
+    );
+}
