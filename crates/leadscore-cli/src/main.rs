@@ -151,6 +151,12 @@ enum Command {
         #[arg(long, short, value_name = "OUT.csv")]
         output: Option<PathBuf>,
     },
+    /// Train the service's predictive model from every lead with a known
+    /// outcome in the database, and make it active.
+    Retrain {
+        #[command(flatten)]
+        db: service::DbArgs,
+    },
     /// Print the settings file with every default.
     DefaultConfig,
 }
@@ -253,6 +259,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train { data, output } => predictive::train(&data, &output),
         Command::Evaluate { data, folds, format } => predictive::evaluate(&data, folds, &format),
         Command::Predict { model, data, output } => predictive::predict(&model, &data, output.as_deref()),
+        Command::Retrain { db } => service::retrain(&db),
         Command::DefaultConfig => {
             print!("{}", leadscore_server::Settings::default_file());
             Ok(())

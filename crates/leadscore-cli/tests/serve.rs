@@ -487,6 +487,12 @@ fn report_command_prints_and_writes_html() {
     assert!(v["auc"].as_f64().unwrap() > 0.7, "{v}");
     let (ok, _, stderr) = run(leadscore().args(["report", "--model", "nope", "--database-url", &url]));
     assert!(!ok && stderr.contains("nope"), "{stderr}");
+    // 40 outcomes are too few for a predictive model: said plainly.
+    let (ok, _, stderr) = run(leadscore().args(["retrain", "--database-url", &url]));
+    assert!(
+        !ok && stderr.contains("too few to learn from") && stderr.contains("40 leads"),
+        "{stderr}"
+    );
 }
 
 /// What one streaming client saw.

@@ -8,6 +8,7 @@ pub mod error;
 pub mod import;
 pub mod metrics;
 pub mod openapi;
+pub mod predictive;
 pub mod reports;
 mod routes;
 pub mod settings;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// The background rescoring of the latest model activation, if running.
     pub rescoring: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    /// The active predictive model, parsed once.
+    pub predictive: Arc<predictive::Cache>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -72,6 +75,7 @@ impl AppState {
             settings: Arc::new(settings),
             ready: Arc::new(AtomicBool::new(true)),
             rescoring: Arc::default(),
+            predictive: Arc::default(),
         }
     }
 

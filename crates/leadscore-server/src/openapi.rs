@@ -81,6 +81,14 @@ fn workflow(doc: &mut Value) {
             "get": op("How well the model's scores match real outcomes: conversion per band and grade, ROC AUC, calibration, gains, per-rule statistics with suggested points, MQL threshold advice",
                 "admin, manager", None, ("200", json!({"type": "object"})), &["404", "422"])
         },
+        "/predictive": {
+            "get": op("The active predictive model and its cross-validated figures", "admin, manager", None,
+                ("200", json!({"type": "object"})), &["404"])
+        },
+        "/predictive/train": {
+            "post": op("Train a predictive model from every lead with a known outcome and make it active; 409 when there are too few outcomes (under 200 leads or 30 conversions)",
+                "admin", None, ("201", json!({"type": "object"})), &["409"])
+        },
         "/tasks/{id}/{action}": {
             "parameters": [id_param("id"), id_param("action")],
             "post": op("`complete`, `snooze` (with `until`) or `reassign` (with `owner`; managers) a task, with an optional `note`",

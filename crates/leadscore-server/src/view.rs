@@ -28,21 +28,42 @@ pub async fn leads(state: &AppState, records: &[LeadRecord]) -> ApiResult<Vec<Va
     let workflows = state.store.workflows(&ids).await?;
     let active = state.store.active_model().await?;
     let framework = state.settings.qualification.framework();
+    // With a predictive model active, each lead also carries its probability.
+    let predictive = state.predictive.active(&state.store).await?;
+    let mut predictions = Vec::with_capacity(records.len());
+    for r in records {
+        predictions.push(match &predictive {
+            Some((name, model)) => {
+                let events = state.store.lead_events(r.id()).await?;
+                let mut p = crate::predictive::explain(model, &r.lead, &events, state.now());
+                p["model"] = json!(name);
+                Some(p)
+            }
+            None => None,
+        });
+    }
     Ok(records
         .iter()
-        .map(|r| {
+        .zip(predictions)
+        .map(|(r, prediction)| {
             // The model that scores the lead judges its fit (and its band).
             let model = active
                 .as_ref()
                 .and_then(|set| set.for_lead(&r.lead))
                 .map(|m| &*m.model);
-            render(
+            let mut v = render(
                 r,
                 workflows.get(r.id()),
                 model,
                 &state.settings.rating,
                 &framework,
-            )
+            );
+            if let Some(p) = prediction {
+                v["probability"] = p["probability"].clone();
+                v["predictive_score"] = p["predictive_score"].clone();
+                v["prediction"] = p;
+            }
+            v
         })
         .collect())
 }

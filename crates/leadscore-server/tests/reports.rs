@@ -144,3 +144,113 @@ async fn outcomes_feed_the_model_report() {
         srv.stop().await.unwrap();
     }
 }
+
+/// Historical leads whose outcome follows their source and job title, with
+/// noise, as an import CSV with outcomes.
+fn learnable_history(n: usize) -> String {
+    let mut csv = String::from("id,email,job_title,industry,source,employees,outcome,outcome_date\n");
+    let mut seed = 99u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for i in 0..n {
+        let source = ["referral", "ads", "webinar"][(next() % 3) as usize];
+        let title = ["CEO", "intern", "manager"][(next() % 3) as usize];
+        let mut p: f64 = match source {
+            "referral" => 0.6,
+            "webinar" => 0.35,
+            _ => 0.1,
+        };
+        if title == "intern" {
+            p *= 0.3;
+        }
+        let won = (next() % 1000) as f64 / 1000.0 < p;
+        csv.push_str(&format!(
+            "H{i},h{i}@co{i}.vn,{title},software,{source},{},{},2026-10-{:02}\n",
+            10 + next() % 500,
+            if won { "won" } else { "lost" },
+            1 + i % 28
+        ));
+    }
+    csv
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_predictive_model_learns_from_outcomes_and_explains_each_lead() {
+    for srv in servers().await {
+        srv.activate_spec_model().await;
+        // Too few outcomes: said plainly, nothing changes.
+        let import = |csv: String| {
+            send(
+                srv.req(Method::POST, "/leads/import", &srv.admin)
+                    .header("content-type", "text/csv")
+                    .body(csv),
+            )
+        };
+        let (s, _) = import(learnable_history(50)).await;
+        assert_eq!(s, StatusCode::OK);
+        let refused = srv.post("/predictive/train", json!(null)).await;
+        assert_error(&refused, 409, "too_few_outcomes", None);
+        assert!(
+            refused.1["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("rule model stays in charge")
+        );
+        assert_error(&srv.get("/predictive").await, 404, "not_found", None);
+        let (_, lead) = srv.get("/leads/H1").await;
+        assert!(lead.get("probability").is_none(), "{lead}");
+
+        // Enough history: trained, cross-validated, active.
+        // The same generator: its first 50 rows are the leads already there (refused), 550 are new.
+        let (s, r) = import(learnable_history(600)).await;
+        assert_eq!(s, StatusCode::OK, "{r}");
+        let (s, t) = srv.admin(Method::POST, "/predictive/train", None).await;
+        assert_eq!(s, StatusCode::CREATED, "{t}");
+        assert_eq!(t["leads"], 600, "the 50 first leads were imported again: {t}");
+        assert!(t["auc"].as_f64().unwrap() > 0.7, "{t}");
+        let (s, active) = srv.get("/predictive").await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(active["name"], t["name"]);
+
+        // A new lead carries its probability and the factors behind it.
+        srv.post("/leads", json!({"id": "N1", "email": "n1@x.vn", "job_title": "CEO", "source": "referral", "industry": "software"})).await;
+        srv.post("/leads", json!({"id": "N2", "email": "n2@y.vn", "job_title": "intern", "source": "ads", "industry": "software"})).await;
+        let (_, n1) = srv.get("/leads/N1").await;
+        let (_, n2) = srv.get("/leads/N2").await;
+        let (p1, p2) = (
+            n1["probability"].as_f64().unwrap(),
+            n2["probability"].as_f64().unwrap(),
+        );
+        assert!(p1 > p2 + 0.2, "{p1} vs {p2}");
+        assert_eq!(n1["predictive_score"].as_f64().unwrap(), (p1 * 100.0).round());
+        assert_eq!(n1["prediction"]["model"], t["name"]);
+        let factors = n1["prediction"]["factors"].as_array().unwrap();
+        assert!(
+            !factors.is_empty() && factors.iter().any(|f| f["feature"] == "source"),
+            "{n1}"
+        );
+        // The contributions add up to the prediction (to the rounding shown).
+        let logit: f64 = n1["prediction"]["base"].as_f64().unwrap()
+            + n1["prediction"]["others"].as_f64().unwrap()
+            + factors
+                .iter()
+                .map(|f| f["contribution"].as_f64().unwrap())
+                .sum::<f64>();
+        let p = 1.0 / (1.0 + (-logit).exp());
+        assert!((p - p1).abs() < 0.005, "{p} vs {p1}: {n1}");
+        // The rule score is untouched by it.
+        assert_eq!(n1["score"]["model"], "b2b-default");
+        let rep = srv.token("rep", Some("ann")).await;
+        assert_error(
+            &send(srv.req(Method::POST, "/predictive/train", &rep)).await,
+            403,
+            "forbidden",
+            None,
+        );
+        srv.stop().await.unwrap();
+    }
+}

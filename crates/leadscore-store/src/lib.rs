@@ -151,6 +151,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// exist, are left as they are.
     async fn init_workflows(&self, items: Vec<(String, Workflow)>) -> Result<()>;
 
+    /// Stores a trained predictive model (JSON) with its figures and makes
+    /// it the active one.
+    async fn put_predictive(&self, name: &str, body: &str, metrics: &str, now: Timestamp) -> Result<()>;
+
+    /// The active predictive model: (name, body, metrics), if any.
+    async fn active_predictive(&self) -> Result<Option<(String, String, String)>>;
+
     /// A lead's log, oldest first.
     async fn lead_log(&self, lead: &str) -> Result<Vec<LogEntry>>;
 

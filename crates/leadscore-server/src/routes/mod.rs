@@ -3,6 +3,7 @@
 mod events;
 mod leads;
 mod models;
+mod predictive;
 mod reports;
 mod transfer;
 mod workflow;
@@ -43,6 +44,8 @@ pub fn api() -> Router<AppState> {
         .route("/leads/{id}/log", get(workflow::lead_log))
         .route("/tasks", get(workflow::list_tasks))
         .route("/reports/model", get(reports::model))
+        .route("/predictive", get(predictive::active))
+        .route("/predictive/train", post(predictive::train))
         .route("/tasks/{id}/{action}", post(workflow::change_task))
         .route("/events", post(events::one))
         .route("/events/batch", post(events::batch))

@@ -492,6 +492,41 @@ impl Store for PgStore {
             .await
     }
 
+    async fn put_predictive(&self, name: &str, body: &str, metrics: &str, now: Timestamp) -> Result<()> {
+        self.retry(|| async {
+            let mut client = self.pool.get().await?;
+            let tx = client.transaction().await?;
+            tx.execute("UPDATE predictive_models SET active = FALSE WHERE active", &[])
+                .await?;
+            tx.execute(
+                "INSERT INTO predictive_models (name, body, metrics, created_at, active) VALUES ($1, $2, $3, $4, TRUE) \
+                 ON CONFLICT (name) DO UPDATE SET body = excluded.body, metrics = excluded.metrics, \
+                 created_at = excluded.created_at, active = TRUE",
+                &[&name, &body, &metrics, &now.as_micros()],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn active_predictive(&self) -> Result<Option<(String, String, String)>> {
+        self.read(async |c| {
+            let row = c
+                .query_opt(
+                    "SELECT name, body, metrics FROM predictive_models WHERE active",
+                    &[],
+                )
+                .await?;
+            Ok(match row {
+                Some(r) => Some((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)),
+                None => None,
+            })
+        })
+        .await
+    }
+
     async fn lead_log(&self, lead: &str) -> Result<Vec<LogEntry>> {
         self.read(async |c| workflow::lead_log(c, lead).await).await
     }

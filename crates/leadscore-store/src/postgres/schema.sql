@@ -117,4 +117,14 @@ CREATE TABLE IF NOT EXISTS lead_log (
 );
 CREATE INDEX IF NOT EXISTS lead_log_by_lead ON lead_log (lead, seq);
 
+-- Predictive models (`leadscore retrain`, POST /predictive/train): the trained
+-- trees as JSON with their cross-validated figures. At most one is active.
+CREATE TABLE IF NOT EXISTS predictive_models (
+    name       TEXT PRIMARY KEY,
+    body       TEXT NOT NULL,
+    metrics    TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    active     BOOLEAN NOT NULL DEFAULT FALSE
+);
+
 INSERT INTO leadscore_meta (key, value) VALUES ('schema_version', '1') ON CONFLICT (key) DO NOTHING;

@@ -502,6 +502,33 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn put_predictive(&self, name: &str, body: &str, metrics: &str, now: Timestamp) -> Result<()> {
+        let (name, body, metrics) = (name.to_owned(), body.to_owned(), metrics.to_owned());
+        self.write(move |w| {
+            w.conn.execute("UPDATE predictive_models SET active = 0 WHERE active = 1", [])?;
+            w.conn.execute(
+                "INSERT INTO predictive_models (name, body, metrics, created_at, active) VALUES (?1, ?2, ?3, ?4, 1) \
+                 ON CONFLICT (name) DO UPDATE SET body = excluded.body, metrics = excluded.metrics, \
+                 created_at = excluded.created_at, active = 1",
+                rusqlite::params![name, body, metrics, now.as_micros()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn active_predictive(&self) -> Result<Option<(String, String, String)>> {
+        self.read(|c| {
+            use rusqlite::OptionalExtension;
+            Ok(
+                c.prepare_cached("SELECT name, body, metrics FROM predictive_models WHERE active = 1")?
+                    .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()?,
+            )
+        })
+        .await
+    }
+
     async fn lead_log(&self, lead: &str) -> Result<Vec<LogEntry>> {
         let lead = lead.to_owned();
         self.read(move |c| workflow::lead_log(c, &lead)).await

@@ -108,4 +108,14 @@ CREATE TABLE IF NOT EXISTS lead_log (
 );
 CREATE INDEX IF NOT EXISTS lead_log_by_lead ON lead_log (lead, seq);
 
+-- Predictive models (`leadscore retrain`, POST /predictive/train): the trained
+-- trees as JSON with their cross-validated figures. At most one is active.
+CREATE TABLE IF NOT EXISTS predictive_models (
+    name       TEXT PRIMARY KEY,
+    body       TEXT NOT NULL,
+    metrics    TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    active     INTEGER NOT NULL DEFAULT 0
+);
+
 PRAGMA user_version = 1;
