@@ -147,6 +147,8 @@ enum Command {
         model: PathBuf,
         #[arg(long, value_name = "FILE.csv")]
         data: PathBuf,
+        #[command(flatten)]
+        events: predictive::EventArgs,
         /// Write here instead of standard output.
         #[arg(long, short, value_name = "OUT.csv")]
         output: Option<PathBuf>,
@@ -258,7 +260,12 @@ fn run(cli: Cli) -> Result<()> {
         } => service::report(&db, model.as_deref(), capacity, html.as_deref(), &format),
         Command::Train { data, output } => predictive::train(&data, &output),
         Command::Evaluate { data, folds, format } => predictive::evaluate(&data, folds, &format),
-        Command::Predict { model, data, output } => predictive::predict(&model, &data, output.as_deref()),
+        Command::Predict {
+            model,
+            data,
+            events,
+            output,
+        } => predictive::predict(&model, &data, &events, output.as_deref()),
         Command::Retrain { db } => service::retrain(&db),
         Command::DefaultConfig => {
             print!("{}", leadscore_server::Settings::default_file());

@@ -19,6 +19,98 @@ pub struct DataArgs {
     /// Columns to leave out, comma-separated (e.g. ones filled in after contact).
     #[arg(long, value_name = "COL,...", value_delimiter = ',')]
     pub exclude: Vec<String>,
+    #[command(flatten)]
+    pub events: EventArgs,
+}
+
+/// Behaviour as features: per event type, how many events a lead had and
+/// the days since its last one.
+#[derive(clap::Args, Debug)]
+pub struct EventArgs {
+    /// The leads' events as JSON lines (`{"id", "lead", "type", "occurred_at"}`).
+    #[arg(long, value_name = "EVENTS.jsonl")]
+    pub events: Option<std::path::PathBuf>,
+    /// The column of the CSV that holds the lead id events refer to.
+    #[arg(long, value_name = "COLUMN", default_value = "id")]
+    pub id_column: String,
+    /// Count events up to this moment (RFC 3339); default: the latest event.
+    #[arg(long, value_name = "RFC3339")]
+    pub as_of: Option<String>,
+}
+
+/// Adds `events:TYPE` (count) and `days_since:TYPE` columns from an events file.
+fn add_event_columns(table: &mut Table, args: &EventArgs) -> Result<()> {
+    let Some(path) = &args.events else { return Ok(()) };
+    let id_col = table
+        .names
+        .iter()
+        .position(|n| *n == args.id_column)
+        .with_context(|| {
+            format!(
+                "the data has no `{}` column to match events to (--id-column)",
+                args.id_column
+            )
+        })?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut events: Vec<(String, String, leadscore_core::Timestamp)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut bad = 0usize;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let parsed = serde_json::from_str::<serde_json::Value>(line)
+            .ok()
+            .and_then(|v| {
+                let get = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+                let at = leadscore_core::Timestamp::parse(&get("occurred_at")?).ok()?;
+                Some((get("id")?, get("lead")?, get("type")?, at))
+            });
+        match parsed {
+            Some((id, lead, kind, at)) => {
+                // Events with the same id are the same event: the first one counts.
+                if seen.insert(id) {
+                    events.push((lead, kind, at));
+                }
+            }
+            None => bad += 1,
+        }
+    }
+    if bad > 0 {
+        eprintln!("{}: {bad} lines are not events and were skipped", path.display());
+    }
+    let as_of = match &args.as_of {
+        Some(t) => leadscore_core::Timestamp::parse(t).with_context(|| "--as-of".to_owned())?,
+        None => events.iter().map(|e| e.2).max().unwrap_or(crate::now()),
+    };
+    let mut per_lead: std::collections::HashMap<
+        &str,
+        std::collections::BTreeMap<&str, (u32, leadscore_core::Timestamp)>,
+    > = std::collections::HashMap::new();
+    let mut kinds = std::collections::BTreeSet::new();
+    for (lead, kind, at) in events.iter().filter(|e| e.2 <= as_of) {
+        kinds.insert(kind.as_str());
+        let e = per_lead.entry(lead).or_default().entry(kind).or_insert((0, *at));
+        e.0 += 1;
+        e.1 = e.1.max(*at);
+    }
+    for kind in &kinds {
+        table.names.push(format!("events:{kind}"));
+        table.names.push(format!("days_since:{kind}"));
+    }
+    for row in &mut table.rows {
+        let mine = per_lead.get(row[id_col].trim());
+        for kind in &kinds {
+            match mine.and_then(|m| m.get(kind)) {
+                Some((n, last)) => {
+                    row.push(n.to_string());
+                    row.push(format!("{:.2}", as_of.days_since(*last)));
+                }
+                None => {
+                    row.push("0".into());
+                    row.push(String::new());
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn read_table(path: &Path) -> Result<Table> {
@@ -41,7 +133,8 @@ fn read_table(path: &Path) -> Result<Table> {
 }
 
 fn load(args: &DataArgs) -> Result<Dataset> {
-    let table = read_table(&args.data)?;
+    let mut table = read_table(&args.data)?;
+    add_event_columns(&mut table, &args.events)?;
     let exclude: Vec<String> = args
         .exclude
         .iter()
@@ -155,11 +248,12 @@ pub fn train(args: &DataArgs, output: &Path) -> Result<()> {
 
 /// `leadscore predict`: the conversion probability of every row of a CSV,
 /// written as CSV (`row,probability`, plus the first column when it is an id).
-pub fn predict(model: &Path, data: &Path, output: Option<&Path>) -> Result<()> {
+pub fn predict(model: &Path, data: &Path, events: &EventArgs, output: Option<&Path>) -> Result<()> {
     let text = std::fs::read_to_string(model).with_context(|| format!("cannot read {}", model.display()))?;
     let model: leadscore_ml::gbdt::Model = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a model `leadscore train` wrote", model.display()))?;
-    let table = read_table(data)?;
+    let mut table = read_table(data)?;
+    add_event_columns(&mut table, events)?;
     let started = Instant::now();
     let p = model.predict_table(&table);
     let seconds = started.elapsed().as_secs_f64();
