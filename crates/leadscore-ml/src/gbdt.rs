@@ -478,39 +478,29 @@ impl Model {
                 let Some(c) = table.names.iter().position(|n| n == b.name()) else {
                     return vec![missing; table.rows.len()];
                 };
-                match b {
-                    ColumnBins::Numeric { .. } => table
-                        .rows
+                // Categories are looked up by name; numbers are parsed.
+                let index: std::collections::HashMap<&str, u8> = match b {
+                    ColumnBins::Categorical { levels, .. } => levels
                         .iter()
-                        .map(|r| {
-                            let cell = r.get(c).map_or("", String::as_str);
-                            if crate::data::is_missing(cell) {
-                                missing
-                            } else {
-                                b.bin_number(cell.trim().parse::<f64>().unwrap_or(f64::NAN))
-                            }
-                        })
+                        .enumerate()
+                        .map(|(i, l)| (l.as_str(), i as u8))
                         .collect(),
-                    ColumnBins::Categorical { levels, .. } => {
-                        let index: std::collections::HashMap<&str, u8> = levels
-                            .iter()
-                            .enumerate()
-                            .map(|(i, l)| (l.as_str(), i as u8))
-                            .collect();
-                        table
-                            .rows
-                            .iter()
-                            .map(|r| {
-                                let cell = r.get(c).map_or("", String::as_str);
-                                if crate::data::is_missing(cell) {
-                                    missing
-                                } else {
-                                    index.get(cell.trim()).copied().unwrap_or(missing)
-                                }
-                            })
-                            .collect()
-                    }
-                }
+                    ColumnBins::Numeric { .. } => std::collections::HashMap::new(),
+                };
+                table
+                    .rows
+                    .iter()
+                    .map(|r| {
+                        let cell = r.get(c).map_or("", String::as_str);
+                        if crate::data::is_missing(cell) {
+                            missing
+                        } else if b.is_categorical() {
+                            index.get(cell.trim()).copied().unwrap_or(missing)
+                        } else {
+                            b.bin_number(cell.trim().parse::<f64>().unwrap_or(f64::NAN))
+                        }
+                    })
+                    .collect()
             })
             .collect()
     }

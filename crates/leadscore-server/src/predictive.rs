@@ -18,17 +18,11 @@ use leadscore_ml::{Dataset, Table};
 use leadscore_store::{Store, StoreError};
 use serde::Serialize;
 
-const DESCRIPTIVE: [StdField; 9] = [
-    StdField::JobTitle,
-    StdField::Industry,
-    StdField::Employees,
-    StdField::AnnualRevenue,
-    StdField::Country,
-    StdField::Region,
-    StdField::City,
-    StdField::Source,
-    StdField::IsCustomer,
-];
+/// The fields that describe a lead (the standard columns after the company:
+/// not its id, name, e-mail, phone or company, which identify it).
+fn descriptive() -> impl Iterator<Item = StdField> {
+    StdField::ALL.into_iter().skip_while(|f| *f != StdField::JobTitle)
+}
 
 /// Fewer outcomes (or conversions) than these, and no model is trained.
 pub const MIN_LEADS: usize = 200;
@@ -37,7 +31,7 @@ pub const MIN_CONVERSIONS: usize = 30;
 /// A lead's features as (column, cell) pairs, as of `as_of`.
 pub fn features(lead: &Lead, events: &[Event], as_of: Timestamp) -> BTreeMap<String, String> {
     let mut f = BTreeMap::new();
-    for field in DESCRIPTIVE {
+    for field in descriptive() {
         if let Some(v) = lead.get(field) {
             f.insert(field.name().to_owned(), v.to_owned());
         }

@@ -83,27 +83,21 @@ pub fn text(r: &Report) -> String {
         let _ = writeln!(s, "WARNING: {w}");
     }
     let _ = writeln!(s, "ROC AUC: {}", r.auc.map_or("-".into(), |a| format!("{a:.3}")));
-    let _ = writeln!(s, "\nConversion by band:");
-    for g in &r.by_band {
-        let _ = writeln!(
-            s,
-            "  {:<12} {:>6} leads  {:>6} converted  {:>7}",
-            g.name,
-            g.leads,
-            g.conversions,
-            pct(g.rate)
-        );
-    }
-    let _ = writeln!(s, "Conversion by grade:");
-    for g in &r.by_grade {
-        let _ = writeln!(
-            s,
-            "  {:<12} {:>6} leads  {:>6} converted  {:>7}",
-            g.name,
-            g.leads,
-            g.conversions,
-            pct(g.rate)
-        );
+    for (title, groups) in [
+        ("\nConversion by band:", &r.by_band),
+        ("Conversion by grade:", &r.by_grade),
+    ] {
+        let _ = writeln!(s, "{title}");
+        for g in groups {
+            let _ = writeln!(
+                s,
+                "  {:<12} {:>6} leads  {:>6} converted  {:>7}",
+                g.name,
+                g.leads,
+                g.conversions,
+                pct(g.rate)
+            );
+        }
     }
     let _ = writeln!(s, "\nCalibration (score deciles, lowest first):");
     for d in &r.calibration {
