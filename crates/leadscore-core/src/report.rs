@@ -109,6 +109,8 @@ pub const MIN_CONVERSIONS: usize = 30;
 /// Builds the report of `model` over `cases`. `weekly_capacity`: how many
 /// leads a week the sales team can work (for the MQL advice).
 pub fn report(model: &ScoringModel, cases: &[Case], weekly_capacity: Option<f64>) -> Report {
+    // A model with `applies_to` is judged on the leads it would score.
+    let cases: Vec<&Case> = cases.iter().filter(|c| model.applies_to_lead(&c.lead)).collect();
     let scored: Vec<(crate::Score, crate::FitOutcome, bool)> = cases
         .iter()
         .map(|c| {
@@ -170,7 +172,7 @@ pub fn report(model: &ScoringModel, cases: &[Case], weekly_capacity: Option<f64>
         .collect();
 
     let rules = rule_stats(model, &scored);
-    let mql_advice = weekly_capacity.and_then(|cap| mql_advice(model, cases, &pairs, cap));
+    let mql_advice = weekly_capacity.and_then(|cap| mql_advice(model, &cases, &pairs, cap));
     Report {
         model: model.name.clone(),
         leads: n,
@@ -353,13 +355,13 @@ fn rule_stats(model: &ScoringModel, scored: &[(crate::Score, crate::FitOutcome, 
 
 fn mql_advice(
     model: &ScoringModel,
-    cases: &[Case],
+    cases: &[&Case],
     pairs: &[(f64, bool)],
     capacity: f64,
 ) -> Option<MqlAdvice> {
     // Leads a week: over the weeks the leads arrived in, or, for history
     // imported all at once, the weeks their outcomes span.
-    let span = |at: &dyn Fn(&Case) -> Timestamp| {
+    let span = |at: &dyn Fn(&&Case) -> Timestamp| {
         let first = cases.iter().map(at).min()?;
         let last = cases.iter().map(at).max()?;
         Some(last.days_since(first) / 7.0)

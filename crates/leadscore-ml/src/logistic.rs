@@ -17,6 +17,10 @@ pub struct Model {
     pub weights: Vec<f64>,
 }
 
+/// Above this many features the baseline is not fitted (its Newton step
+/// holds a dense square matrix of this size).
+pub const MAX_FEATURES: usize = 2000;
+
 /// A row's nonzero features.
 type Row = Vec<(usize, f64)>;
 
@@ -98,6 +102,19 @@ pub fn train(
             scaling.push(Some((median, mean, sd)));
             d += 1;
         }
+    }
+    if d > MAX_FEATURES {
+        // The dense Newton step would cost too much memory and time: a
+        // baseline this wide is left at "no information" (the intercept).
+        let pos = rows.iter().filter(|&&r| y[r]).count() as f64;
+        let p = ((pos + 0.5) / (rows.len() as f64 + 1.0)).clamp(1e-6, 1.0 - 1e-6);
+        return Model {
+            bins,
+            scaling,
+            offsets,
+            intercept: (p / (1.0 - p)).ln(),
+            weights: vec![0.0; d],
+        };
     }
     let data: Vec<Row> = rows
         .iter()

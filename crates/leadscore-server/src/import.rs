@@ -340,6 +340,7 @@ async fn set_outcomes(
     now: leadscore_core::Timestamp,
 ) -> Result<(), leadscore_store::StoreError> {
     for (id, status) in items {
+        let mut saved = false;
         for _ in 0..8 {
             let current = store
                 .workflows(std::slice::from_ref(&id))
@@ -353,15 +354,22 @@ async fn set_outcomes(
                 actor: "import".into(),
                 kind: "status".into(),
                 detail: serde_json::json!({"from": current.workflow.status.status, "to": status.status,
-                    "reason": status.reason, "date": status.since, "source": "import"}),
+                    "reason": status.reason, "date": status.since, "source": "import",
+                    "previous": current.workflow.status}),
             };
             let save = leadscore_store::WorkflowSave {
                 log: vec![entry],
                 new_tasks: Vec::new(),
             };
             if store.save_workflow(&id, current.rev, &next, save).await? {
+                saved = true;
                 break;
             }
+        }
+        if !saved {
+            return Err(leadscore_store::StoreError::Invalid(format!(
+                "lead `{id}` kept changing while its outcome was imported; import it again"
+            )));
         }
     }
     Ok(())

@@ -19,9 +19,13 @@ use leadscore_store::{Store, StoreError};
 use serde::Serialize;
 
 /// The fields that describe a lead (the standard columns after the company:
-/// not its id, name, e-mail, phone or company, which identify it).
+/// not its id, name, e-mail, phone or company, which identify it; nor
+/// `is_customer`, which a won lead becomes: it would hand the model its answer).
 fn descriptive() -> impl Iterator<Item = StdField> {
-    StdField::ALL.into_iter().skip_while(|f| *f != StdField::JobTitle)
+    StdField::ALL
+        .into_iter()
+        .skip_while(|f| *f != StdField::JobTitle)
+        .filter(|f| *f != StdField::IsCustomer)
 }
 
 /// Fewer outcomes (or conversions) than these, and no model is trained.

@@ -440,7 +440,8 @@ async fn status_transitions_and_follow_up_tasks() {
                 "task_created",
                 "status",
                 "status",
-                "status"
+                "status",
+                "task_completed"
             ],
             "{log}"
         );
@@ -653,7 +654,7 @@ async fn activities_feed_the_score_and_name_the_rep() {
 
         let (_, h) = srv.get("/leads/giang/history").await;
         let last = h["history"].as_array().unwrap().last().unwrap().clone();
-        assert_eq!(last["cause"]["events"], json!(["m2"]), "{h}");
+        assert_eq!(last["cause"]["events"], json!(["act:giang:m2"]), "{h}");
         assert_eq!(last["cause"]["by"], json!(["ann"]), "{h}");
         // A call the model gives no points for still shows in the history,
         // with the rep, at the score it left.
@@ -664,7 +665,7 @@ async fn activities_feed_the_score_and_name_the_rep() {
         let call = entries.last().unwrap();
         assert_eq!(
             call["cause"],
-            json!({"kind": "activity", "events": ["c1"], "type": "call_held", "by": ["ann"]}),
+            json!({"kind": "activity", "events": ["act:giang:c1"], "type": "call_held", "by": ["ann"]}),
             "{h}"
         );
         assert_eq!(call["score"], entries[entries.len() - 2]["score"]);
@@ -794,6 +795,60 @@ async fn customers_and_prospects_are_scored_by_their_own_models() {
         srv.activate("b2b-default").await;
         assert_eq!(srv.get("/leads/C1").await.1["score"]["model"], "b2b-default");
         assert_eq!(srv.get("/leads/P2").await.1["score"]["model"], "b2b-default");
+        srv.stop().await.unwrap();
+    }
+}
+
+/// When a manager gives a lead to another rep, its open tasks go along; a
+/// closed lead's tasks are completed with a note, not dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_follow_their_lead() {
+    for srv in servers().await {
+        srv.post("/leads", seed_003_lead("ann")).await;
+        let ann = srv.token("rep", Some("ann")).await;
+        let carol = srv.token("rep", Some("carol")).await;
+        let (s, v) = srv
+            .post(
+                "/leads/giang/status",
+                json!({"status": "contact_later", "date": "2026-12-01"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(
+            call(&srv, &ann, Method::GET, "/tasks", None).await.1["tasks"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        let (s, v) = srv
+            .admin(Method::PATCH, "/leads/giang", Some(json!({"owner": "carol"})))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(
+            call(&srv, &ann, Method::GET, "/tasks", None).await.1["tasks"],
+            json!([]),
+            "the old owner's task moved"
+        );
+        let (_, t) = call(&srv, &carol, Method::GET, "/tasks", None).await;
+        assert_eq!(t["tasks"][0]["owner"], "carol", "{t}");
+        assert_eq!(t["tasks"][0]["actions"][0]["note"], "the lead was reassigned");
+        // Closing the lead completes the call-back, with the reason.
+        let (s, v) = call(
+            &srv,
+            &carol,
+            Method::POST,
+            "/leads/giang/status",
+            Some(json!({"status": "disqualified", "reason": "not_interested"})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let (_, t) = call(&srv, &carol, Method::GET, "/tasks?state=all", None).await;
+        assert_eq!(t["tasks"][0]["state"], "done", "{t}");
+        assert_eq!(
+            t["tasks"][0]["actions"][1]["note"],
+            "closed with the lead (disqualified)"
+        );
         srv.stop().await.unwrap();
     }
 }

@@ -210,12 +210,15 @@ impl ListSql {
         }
         if let Some(pairs) = &q.flagged {
             let mut alts = Vec::new();
-            for (rating, band) in pairs {
+            for (rating, band, mql) in pairs {
                 let (r, b) = (
                     arg(SqlValue::Text(rating.clone())),
                     arg(SqlValue::Text(band.clone())),
                 );
-                alts.push(format!("(w.rating = {r} AND leads.band = {b})"));
+                let m = arg(SqlValue::Bool(*mql));
+                alts.push(format!(
+                    "(w.rating = {r} AND leads.band = {b} AND COALESCE(leads.mql, {m}) = {m})"
+                ));
             }
             if alts.is_empty() {
                 conds.push("1 = 0".into());

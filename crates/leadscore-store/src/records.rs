@@ -148,9 +148,9 @@ pub struct LeadQuery {
     pub rating: Option<String>,
     /// The care status (`new` also matches leads nobody has worked on).
     pub status: Option<String>,
-    /// Only leads whose (rating, band) is one of these pairs: the rep's
+    /// Only leads whose (rating, band, MQL) is one of these: the rep's
     /// rating and the score disagree (see `RatingPolicy::disagreeing_pairs`).
-    pub flagged: Option<Vec<(String, String)>>,
+    pub flagged: Option<Vec<(String, String, bool)>>,
     /// Case-insensitive substring of name, company or e-mail.
     pub text: Option<String>,
     pub order: LeadOrder,

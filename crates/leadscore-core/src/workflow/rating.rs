@@ -313,14 +313,17 @@ impl RatingPolicy {
         (level - place).abs() >= self.disagreement_gap - 1e-9
     }
 
-    /// The (rating, band) pairs that are flagged, for filtering lists in SQL.
-    pub fn disagreeing_pairs(&self, model: &ScoringModel) -> Vec<(Rating, String)> {
+    /// The (rating, band, MQL) combinations that are flagged, for filtering
+    /// lists in SQL.
+    pub fn disagreeing_pairs(&self, model: &ScoringModel) -> Vec<(Rating, String, bool)> {
         let n = model.bands.len();
         let mut out = Vec::new();
         for r in Rating::ALL {
             for (i, b) in model.bands.iter().enumerate() {
-                if self.disagrees(r, i, n, false) {
-                    out.push((r, b.name.clone()));
+                for mql in [false, true] {
+                    if self.disagrees(r, i, n, mql) {
+                        out.push((r, b.name.clone(), mql));
+                    }
                 }
             }
         }
@@ -438,8 +441,9 @@ points = 2
         assert_eq!(
             pairs,
             vec![
-                (Rating::NotPotential, "very_hot".to_owned()),
-                (Rating::High, "cold".to_owned())
+                (Rating::NotPotential, "very_hot".to_owned(), false),
+                (Rating::NotPotential, "very_hot".to_owned(), true),
+                (Rating::High, "cold".to_owned(), false),
             ]
         );
     }

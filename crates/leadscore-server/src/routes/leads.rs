@@ -124,15 +124,24 @@ pub async fn patch(
             ApiError::forbidden("reps may not reassign leads; a manager assigns owners").with_field("owner"),
         );
     }
-    if let Some(rating) = rating {
-        super::workflow::set_rating(&state, &who, &id, rating).await?;
-    }
+    // The lead's fields first: if they are refused (an e-mail another lead
+    // has), the rating is left as it was too.
+    let new_owner = patch.owner.clone();
+    let old_owner = record.owner.clone();
     if patch != LeadPatch::default() {
         record = state
             .store
             .update_lead(&id, patch, state.now())
             .await?
             .ok_or_else(|| ApiError::not_found(format!("lead `{id}`")))?;
+    }
+    if let Some(owner) = new_owner
+        && owner != old_owner
+    {
+        super::workflow::move_open_tasks(&state, &who, &id, old_owner.as_deref(), owner.as_deref()).await?;
+    }
+    if let Some(rating) = rating {
+        super::workflow::set_rating(&state, &who, &id, rating).await?;
     }
     Ok(Json(view::lead(&state, &record).await?))
 }
@@ -233,11 +242,11 @@ pub async fn list(
     let flagged = match p.flagged {
         Some(true) => Some(match state.store.active_model().await? {
             Some(set) => {
-                let mut pairs: Vec<(String, String)> = set
+                let mut pairs: Vec<(String, String, bool)> = set
                     .members
                     .iter()
                     .flat_map(|m| state.settings.rating.disagreeing_pairs(&m.model))
-                    .map(|(r, b)| (r.as_str().to_owned(), b))
+                    .map(|(r, b, mql)| (r.as_str().to_owned(), b, mql))
                     .collect();
                 pairs.sort();
                 pairs.dedup();

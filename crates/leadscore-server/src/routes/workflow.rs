@@ -69,6 +69,116 @@ async fn update_workflow(
     ))
 }
 
+/// Saves a task changed by `change`, reading it again when someone saved in between.
+async fn update_task(
+    state: &AppState,
+    id: &str,
+    change: impl Fn(&mut Task) -> Option<LogEntry>,
+) -> ApiResult<()> {
+    for _ in 0..8 {
+        let Some(mut task) = state.store.get_task(id).await? else {
+            return Ok(());
+        };
+        let Some(entry) = change(&mut task) else {
+            return Ok(());
+        };
+        if state.store.save_task(&task, entry).await? {
+            return Ok(());
+        }
+    }
+    Err(ApiError::conflict(
+        "busy",
+        "a task is being changed by others right now; try again",
+    ))
+}
+
+/// A lead's open tasks.
+async fn open_tasks(state: &AppState, lead: &str) -> ApiResult<Vec<Task>> {
+    Ok(state
+        .store
+        .list_tasks(&TaskQuery {
+            lead: Some(lead.to_owned()),
+            open: Some(true),
+            limit: 1000,
+            ..TaskQuery::default()
+        })
+        .await?)
+}
+
+/// When a lead changes hands, its open tasks held by the old owner go to the new one.
+pub async fn move_open_tasks(
+    state: &AppState,
+    who: &Principal,
+    lead: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> ApiResult<()> {
+    let now = state.now();
+    for t in open_tasks(state, lead)
+        .await?
+        .iter()
+        .filter(|t| t.owner.as_deref() == from)
+    {
+        update_task(state, &t.id, |task| {
+            if !task.open || task.owner.as_deref() != from {
+                return None;
+            }
+            task.owner = to.map(str::to_owned);
+            task.doc.actions.push(TaskAction {
+                action: "reassign".into(),
+                by: who.actor(),
+                at: now.to_string(),
+                note: Some("the lead was reassigned".into()),
+            });
+            let detail = json!({"task": task.id, "kind": task.doc.kind, "from": from, "to": to,
+                "note": "the lead was reassigned"});
+            Some(log(now, who, "task_reassigned", detail))
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// When a lead is closed (converted, lost, disqualified), its open tasks are
+/// completed with a note saying so, except the ones just created.
+async fn close_open_tasks(
+    state: &AppState,
+    who: &Principal,
+    lead: &str,
+    keep: &[String],
+    status: &str,
+) -> ApiResult<()> {
+    let now = state.now();
+    let note = format!("closed with the lead ({status})");
+    for t in open_tasks(state, lead)
+        .await?
+        .iter()
+        .filter(|t| !keep.contains(&t.id))
+    {
+        update_task(state, &t.id, |task| {
+            if !task.open {
+                return None;
+            }
+            task.open = false;
+            task.doc.done_at = Some(now.to_string());
+            task.doc.actions.push(TaskAction {
+                action: "complete".into(),
+                by: who.actor(),
+                at: now.to_string(),
+                note: Some(note.clone()),
+            });
+            Some(log(
+                now,
+                who,
+                "task_completed",
+                json!({"task": task.id, "kind": task.doc.kind, "note": note}),
+            ))
+        })
+        .await?;
+    }
+    Ok(())
+}
+
 fn log(now: Timestamp, who: &Principal, kind: &str, detail: Value) -> LogEntry {
     LogEntry {
         at: now,
@@ -252,6 +362,9 @@ pub async fn set_status(
     let days = state.settings.qualification.contract_follow_up_days;
     // Follow-ups go to the lead's owner, or to whoever set the status.
     let owner = lead.owner.clone().or_else(|| who.user.clone());
+    // What the saved change created, for closing the lead's other tasks after it.
+    let created: std::sync::Mutex<(Vec<String>, Option<leadscore_core::workflow::Status>)> =
+        Default::default();
     update_workflow(&state, &id, |wf| {
         let (status, follow_ups) = wf
             .status
@@ -269,7 +382,7 @@ pub async fn set_status(
             &who,
             "status",
             json!({"from": wf.status.status, "to": status.status, "reason": status.reason,
-                   "date": status.date, "note": status.note}),
+                   "date": status.date, "note": status.note, "previous": wf.status}),
         )];
         let tasks: Vec<Task> = follow_ups
             .into_iter()
@@ -298,6 +411,8 @@ pub async fn set_status(
                 json!({"task": t.id, "kind": t.doc.kind, "due": t.due.to_string(), "owner": t.owner}),
             ));
         }
+        *created.lock().unwrap_or_else(|p| p.into_inner()) =
+            (tasks.iter().map(|t| t.id.clone()).collect(), Some(status.status));
         let mut next = wf.clone();
         next.status = status;
         Ok((
@@ -309,6 +424,10 @@ pub async fn set_status(
         ))
     })
     .await?;
+    let (created, to) = created.into_inner().unwrap_or_else(|p| p.into_inner());
+    if let Some(to) = to.filter(|s| s.is_closed() || *s == leadscore_core::workflow::Status::Converted) {
+        close_open_tasks(&state, &who, &id, &created, to.as_str()).await?;
+    }
     let lead = visible(&state, &who, &id).await?;
     Ok(Json(view::lead(&state, &lead).await?))
 }
@@ -351,10 +470,12 @@ pub async fn log_activity(
         None => now,
         Some(t) => Timestamp::parse(t).map_err(|e| ApiError::invalid("occurred_at", e.to_string()))?,
     };
+    // A caller's id is scoped to the lead: sending it again logs the activity
+    // once, and says nothing about other leads' events.
     let event_id = match a.id {
         Some(i) if !i.trim().is_empty() => {
             wire::check_note("id", &i)?;
-            i
+            format!("act:{id}:{}", i.trim())
         }
         _ => format!("act_{}", uuid::Uuid::now_v7().simple()),
     };
@@ -493,6 +614,8 @@ pub async fn list_tasks(
             limit,
         })
         .await?;
+    // A rep's tasks are the ones assigned to them: when a lead changes
+    // hands its open tasks go with it (see `move_open_tasks`).
     Ok(Json(
         json!({"tasks": tasks.iter().map(task_json).collect::<Vec<_>>()}),
     ))

@@ -90,9 +90,14 @@ impl Writer {
         now: Timestamp,
         cause: &Cause,
     ) -> Result<()> {
-        let chosen = match (&self.active, self.cache.lead(id)) {
-            (Some(set), Some(lead)) => set.for_lead(lead).cloned(),
-            _ => None,
+        let chosen = match &self.active {
+            Some(set) => {
+                let lead = self.cache.lead(id).ok_or_else(|| {
+                    StoreError::Database(format!("internal: lead `{id}` is not loaded for scoring"))
+                })?;
+                set.for_lead(lead).cloned()
+            }
+            None => None,
         };
         let Some(model) = chosen else {
             // No model is active, or none applies to this lead: unscored.
