@@ -471,38 +471,42 @@ impl Model {
     /// never saw is treated as blank.
     pub fn bin_table(&self, table: &crate::Table) -> Vec<Vec<u8>> {
         use rayon::prelude::*;
-        self.bins
-            .par_iter()
-            .map(|b| {
-                let missing = b.bins() as u8;
-                let Some(c) = table.names.iter().position(|n| n == b.name()) else {
-                    return vec![missing; table.rows.len()];
-                };
-                // Categories are looked up by name; numbers are parsed.
-                let index: std::collections::HashMap<&str, u8> = match b {
-                    ColumnBins::Categorical { levels, .. } => levels
-                        .iter()
-                        .enumerate()
-                        .map(|(i, l)| (l.as_str(), i as u8))
-                        .collect(),
-                    ColumnBins::Numeric { .. } => std::collections::HashMap::new(),
-                };
-                table
-                    .rows
+        let column = |b: &ColumnBins| -> Vec<u8> {
+            let missing = b.bins() as u8;
+            let Some(c) = table.names.iter().position(|n| n == b.name()) else {
+                return vec![missing; table.rows.len()];
+            };
+            // Categories are looked up by name; numbers are parsed.
+            let index: std::collections::HashMap<&str, u8> = match b {
+                ColumnBins::Categorical { levels, .. } => levels
                     .iter()
-                    .map(|r| {
-                        let cell = r.get(c).map_or("", String::as_str);
-                        if crate::data::is_missing(cell) {
-                            missing
-                        } else if b.is_categorical() {
-                            index.get(cell.trim()).copied().unwrap_or(missing)
-                        } else {
-                            b.bin_number(cell.trim().parse::<f64>().unwrap_or(f64::NAN))
-                        }
-                    })
-                    .collect()
-            })
-            .collect()
+                    .enumerate()
+                    .map(|(i, l)| (l.as_str(), i as u8))
+                    .collect(),
+                ColumnBins::Numeric { .. } => std::collections::HashMap::new(),
+            };
+            table
+                .rows
+                .iter()
+                .map(|r| {
+                    let cell = r.get(c).map_or("", String::as_str);
+                    if crate::data::is_missing(cell) {
+                        missing
+                    } else if b.is_categorical() {
+                        index.get(cell.trim()).copied().unwrap_or(missing)
+                    } else {
+                        b.bin_number(cell.trim().parse::<f64>().unwrap_or(f64::NAN))
+                    }
+                })
+                .collect()
+        };
+        // Columns in parallel for big tables; one lead (the service) stays on
+        // the caller's thread.
+        if table.rows.len() >= 10_000 {
+            self.bins.par_iter().map(column).collect()
+        } else {
+            self.bins.iter().map(column).collect()
+        }
     }
 
     /// The conversion probability of every row of a table.
