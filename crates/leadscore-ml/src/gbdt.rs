@@ -22,6 +22,14 @@ pub struct Params {
     pub l2: f64,
     /// A category needs this many training rows to be sorted into a split.
     pub min_category_rows: usize,
+    /// Each tree learns from this share of the rows, drawn afresh per tree
+    /// (with a fixed seed: the same data gives the same model).
+    #[serde(default = "all_rows")]
+    pub subsample: f64,
+}
+
+fn all_rows() -> f64 {
+    1.0
 }
 
 impl Default for Params {
@@ -33,6 +41,7 @@ impl Default for Params {
             min_samples_leaf: 20,
             l2: 1.0,
             min_category_rows: 10,
+            subsample: 0.8,
         }
     }
 }
@@ -147,8 +156,16 @@ pub fn train(bins: Vec<ColumnBins>, x: &[Vec<u8>], y: &[bool], rows: &[usize], p
     let mut trees = Vec::with_capacity(params.iterations);
     let missing: Vec<u8> = bins.iter().map(|b| b.bins() as u8).collect();
     let categorical: Vec<bool> = bins.iter().map(ColumnBins::is_categorical).collect();
-    let mut order: Vec<u32> = (0..n as u32).collect();
+    let mut rng = crate::rng::Rng::new(42);
+    let mut order: Vec<u32> = Vec::with_capacity(n);
     for _ in 0..params.iterations {
+        order.clear();
+        if params.subsample < 1.0 {
+            let cut = (params.subsample * u64::MAX as f64) as u64;
+            order.extend((0..n as u32).filter(|_| rng.next_u64() < cut));
+        } else {
+            order.extend(0..n as u32);
+        }
         for i in 0..n {
             let p = sigmoid(raw[i]);
             g[i] = p - ys[i];
@@ -197,11 +214,10 @@ fn grow(
     order: &mut [u32],
 ) -> Tree {
     let n = order.len();
-    for (i, o) in order.iter_mut().enumerate() {
-        *o = i as u32;
-    }
     let leaf_value = |gs: f64, hs: f64| -gs / (hs + p.l2) * p.learning_rate;
-    let (gs, hs): (f64, f64) = (g.iter().sum(), h.iter().sum());
+    let (gs, hs): (f64, f64) = order
+        .iter()
+        .fold((0.0, 0.0), |(a, b), &r| (a + g[r as usize], b + h[r as usize]));
     let mut nodes = vec![Node {
         value: leaf_value(gs, hs),
         split: None,
@@ -562,8 +578,10 @@ mod tests {
         let test: Vec<usize> = (3000..4000).collect();
         let bins = binning::fit(&d, &rows);
         let x = binning::apply(&d, &bins);
-        let m = train(bins, &x, &d.target, &rows, &Params::default());
+        let m = train(bins.clone(), &x, &d.target, &rows, &Params::default());
         let p = m.predict(&x, &test);
+        // Rows are drawn per tree with a fixed seed: the same data, the same model.
+        assert_eq!(train(bins, &x, &d.target, &rows, &Params::default()), m);
         let pairs: Vec<(f64, bool)> = test.iter().zip(&p).map(|(&r, &p)| (p, d.target[r])).collect();
         let auc = crate::metrics::auc(&pairs).unwrap();
         assert!(auc > 0.85, "{auc}");
