@@ -145,7 +145,7 @@ def main():
             for model in ("logistic", "gbdt"):
                 f = res[model]
                 rows.append(f"| {label} | {side} {model} | {f['auc']:.5f} | {f['logloss']:.3f} | {f['brier']:.3f} | "
-                            f"{f['top10_conversion']:.3f} | {f['top20_conversion']:.3f} |")
+                            f"{f['top10_conversion']:.4f} | {f['top20_conversion']:.4f} |")
         rows.append(f"| {label} | time: train + 5-fold evaluation (both models) | scikit-learn {np.median(sk_t):.2f} s | "
                     f"leadscore {np.median(ls_t):.2f} s | ratio {np.median(ls_t) / np.median(sk_t):.2f} | | |")
     print("| columns | model | AUC | log-loss | Brier | top 10 % | top 20 % |")
