@@ -25,26 +25,24 @@ pub const MAX_FEATURES: usize = 2000;
 type Row = Vec<(usize, f64)>;
 
 fn row(
-    model_offsets: &[usize],
+    offsets: &[usize],
     scaling: &[Option<(f64, f64, f64)>],
-    bins: &[ColumnBins],
     numbers: &[Vec<f64>],
     x: &[Vec<u8>],
     r: usize,
 ) -> Row {
-    let mut out = Vec::with_capacity(bins.len());
-    for (f, b) in bins.iter().enumerate() {
-        match scaling[f] {
+    scaling
+        .iter()
+        .enumerate()
+        .map(|(f, scale)| match *scale {
             Some((median, mean, sd)) => {
                 let v = numbers[f][r];
                 let v = if v.is_nan() { median } else { v };
-                out.push((model_offsets[f], (v - mean) / sd));
+                (offsets[f], (v - mean) / sd)
             }
-            None => out.push((model_offsets[f] + usize::from(x[f][r]), 1.0)),
-        }
-        let _ = b;
-    }
-    out
+            None => (offsets[f] + usize::from(x[f][r]), 1.0),
+        })
+        .collect()
 }
 
 fn sigmoid(x: f64) -> f64 {
@@ -118,7 +116,7 @@ pub fn train(
     }
     let data: Vec<Row> = rows
         .iter()
-        .map(|&r| row(&offsets, &scaling, &bins, numbers, x, r))
+        .map(|&r| row(&offsets, &scaling, numbers, x, r))
         .collect();
     let ys: Vec<f64> = rows.iter().map(|&r| f64::from(u8::from(y[r]))).collect();
     // Unknowns: the intercept (index d, unpenalised) and the weights.
@@ -210,7 +208,7 @@ impl Model {
     pub fn predict(&self, numbers: &[Vec<f64>], x: &[Vec<u8>], rows: &[usize]) -> Vec<f64> {
         rows.iter()
             .map(|&r| {
-                let rw = row(&self.offsets, &self.scaling, &self.bins, numbers, x, r);
+                let rw = row(&self.offsets, &self.scaling, numbers, x, r);
                 sigmoid(self.intercept + rw.iter().map(|&(j, v)| self.weights[j] * v).sum::<f64>())
             })
             .collect()

@@ -340,32 +340,24 @@ async fn set_outcomes(
     now: leadscore_core::Timestamp,
 ) -> Result<(), leadscore_store::StoreError> {
     for (id, status) in items {
-        let mut saved = false;
-        for _ in 0..8 {
-            let current = store
-                .workflows(std::slice::from_ref(&id))
-                .await?
-                .remove(&id)
-                .unwrap_or_default();
-            let mut next = current.workflow.clone();
+        let saved = crate::view::save_workflow_retrying(store, &id, |current| {
+            let mut next = current.clone();
             next.status = status.clone();
             let entry = leadscore_store::LogEntry {
                 at: now,
                 actor: "import".into(),
                 kind: "status".into(),
-                detail: serde_json::json!({"from": current.workflow.status.status, "to": status.status,
+                detail: serde_json::json!({"from": current.status.status, "to": status.status,
                     "reason": status.reason, "date": status.since, "source": "import",
-                    "previous": current.workflow.status}),
+                    "previous": current.status}),
             };
             let save = leadscore_store::WorkflowSave {
                 log: vec![entry],
                 new_tasks: Vec::new(),
             };
-            if store.save_workflow(&id, current.rev, &next, save).await? {
-                saved = true;
-                break;
-            }
-        }
+            Ok::<_, leadscore_store::StoreError>((next, save))
+        })
+        .await?;
         if !saved {
             return Err(leadscore_store::StoreError::Invalid(format!(
                 "lead `{id}` kept changing while its outcome was imported; import it again"

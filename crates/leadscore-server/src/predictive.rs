@@ -70,6 +70,18 @@ pub fn features(lead: &Lead, events: &[Event], as_of: Timestamp) -> BTreeMap<Str
     f
 }
 
+/// A feature's cell in a row: event counts are 0, not blank, for a lead
+/// without such events; anything else missing is blank.
+fn cell(row: &BTreeMap<String, String>, name: &str) -> String {
+    row.get(name).cloned().unwrap_or_else(|| {
+        if name.starts_with("events:") {
+            "0".into()
+        } else {
+            String::new()
+        }
+    })
+}
+
 /// Rows of features as a table (a column for every feature any row has).
 /// Event counts are 0, not blank, for a lead without such events.
 pub fn table(rows: &[BTreeMap<String, String>], target: Option<&[bool]>) -> Table {
@@ -78,18 +90,9 @@ pub fn table(rows: &[BTreeMap<String, String>], target: Option<&[bool]>) -> Tabl
         names.extend(r.keys().map(String::as_str));
     }
     let mut names: Vec<String> = names.into_iter().map(str::to_owned).collect();
-    let cells = |r: &BTreeMap<String, String>, n: &str| {
-        r.get(n).cloned().unwrap_or_else(|| {
-            if n.starts_with("events:") {
-                "0".into()
-            } else {
-                String::new()
-            }
-        })
-    };
     let mut out: Vec<Vec<String>> = rows
         .iter()
-        .map(|r| names.iter().map(|n| cells(r, n)).collect())
+        .map(|r| names.iter().map(|n| cell(r, n)).collect())
         .collect();
     if let Some(t) = target {
         names.push("__outcome".into());
@@ -210,18 +213,7 @@ pub fn explain(model: &Model, lead: &Lead, events: &[Event], now: Timestamp) -> 
     let row = features(lead, events, now);
     // Every column the model knows, as in training (no such event: a count of 0).
     let names: Vec<String> = model.bins.iter().map(|b| b.name().to_owned()).collect();
-    let cells = names
-        .iter()
-        .map(|n| {
-            row.get(n).cloned().unwrap_or_else(|| {
-                if n.starts_with("events:") {
-                    "0".into()
-                } else {
-                    String::new()
-                }
-            })
-        })
-        .collect();
+    let cells = names.iter().map(|n| cell(&row, n)).collect();
     let x = model.bin_table(&Table {
         names,
         rows: vec![cells],

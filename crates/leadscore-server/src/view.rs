@@ -68,6 +68,30 @@ pub async fn leads(state: &AppState, records: &[LeadRecord]) -> ApiResult<Vec<Va
         .collect())
 }
 
+/// Reads a lead's workflow, lets `change` make the new one (with its log
+/// lines and tasks) and saves it, reading again when someone saved in
+/// between. `Ok(false)`: it kept changing (eight tries).
+pub async fn save_workflow_retrying<E: From<leadscore_store::StoreError>>(
+    store: &std::sync::Arc<dyn leadscore_store::Store>,
+    id: &str,
+    change: impl Fn(
+        &leadscore_core::workflow::Workflow,
+    ) -> Result<(leadscore_core::workflow::Workflow, leadscore_store::WorkflowSave), E>,
+) -> Result<bool, E> {
+    for _ in 0..8 {
+        let current = store
+            .workflows(&[id.to_owned()])
+            .await?
+            .remove(id)
+            .unwrap_or_default();
+        let (next, save) = change(&current.workflow)?;
+        if store.save_workflow(id, current.rev, &next, save).await? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Keeps the first evaluation of leads just created (`(id, data, status)`):
 /// their signals and proposed rating on arrival, as the model that scores
 /// each one sees it; and a status when the import gave an outcome.

@@ -51,17 +51,8 @@ async fn update_workflow(
     id: &str,
     change: impl Fn(&Workflow) -> ApiResult<(Workflow, WorkflowSave)>,
 ) -> ApiResult<()> {
-    for _ in 0..8 {
-        let current = state
-            .store
-            .workflows(&[id.to_owned()])
-            .await?
-            .remove(id)
-            .unwrap_or_default();
-        let (next, save) = change(&current.workflow)?;
-        if state.store.save_workflow(id, current.rev, &next, save).await? {
-            return Ok(());
-        }
+    if view::save_workflow_retrying(&state.store, id, change).await? {
+        return Ok(());
     }
     Err(ApiError::conflict(
         "busy",
