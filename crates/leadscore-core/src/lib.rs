@@ -5,7 +5,9 @@
 //! function of its inputs, so it is cheap to test exhaustively and safe to
 //! call from any thread.
 
+pub mod aging;
 pub mod behavior;
+pub mod calendar;
 pub mod checks;
 pub mod event;
 pub mod fit;
@@ -17,6 +19,7 @@ pub mod time;
 pub mod workflow;
 
 pub use behavior::{BehaviorRule, Hit, PropertyLookup};
+pub use calendar::WorkingCalendar;
 pub use event::Event;
 pub use fit::FitRule;
 pub use lead::{FieldRef, Lead, LeadData, StdField};

@@ -8,7 +8,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 pub const MICROS_PER_DAY: f64 = 86_400_000_000.0;
 
 /// An instant in UTC with microsecond precision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Timestamp(i64);
 
 /// Why a timestamp did not parse.

@@ -3,6 +3,8 @@
 
 mod parse;
 
+pub use parse::condition_rule;
+
 use std::collections::HashMap;
 use std::fmt;
 

@@ -539,3 +539,25 @@ fn behavior_rule(cx: &Ctx, table: toml::Table, index: usize) -> Result<BehaviorR
         window_days,
     })
 }
+
+/// One condition in the fit-rule syntax (a `field`, exactly one operator,
+/// optional `negate`), outside a model: e.g. a trigger's condition in the
+/// service's settings. `what` names it in messages. The error is the message
+/// alone (the caller says where the condition was).
+pub fn condition_rule(table: toml::Table, what: &str) -> Result<FitRule, String> {
+    for key in ["id", "points", "label"] {
+        if table.contains_key(key) {
+            return Err(format!(
+                "`{key}` does not belong in a condition (a field and one operator, as in a fit rule)"
+            ));
+        }
+    }
+    let mut table = table;
+    table.insert("id".into(), toml::Value::String(what.to_owned()));
+    table.insert("points".into(), toml::Value::Float(0.0));
+    let cx = Ctx {
+        source: what,
+        text: "",
+    };
+    fit_rule(&cx, table, 0).map_err(|e| e.message)
+}
