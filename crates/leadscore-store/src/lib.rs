@@ -7,6 +7,7 @@
 //! two server instances writing to one PostgreSQL database keep every score
 //! right (leads are locked before they are rescored).
 
+pub mod automation;
 pub mod leads;
 pub mod postgres;
 pub mod records;
@@ -167,6 +168,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Stores a changed task if its stored revision is still `task.rev`,
     /// with a line in its lead's log. `Ok(false)`: changed in between.
     async fn save_task(&self, task: &Task, log: LogEntry) -> Result<bool>;
+
+    /// Rescores these leads as of `now` because time passed (decay,
+    /// windows), recording history entries with the cause `time_passed`.
+    async fn refresh_scores(&self, ids: &[String], now: Timestamp) -> Result<()>;
+
+    /// Automation's tables: trigger state, loads, webhooks and deliveries.
+    fn automation(&self) -> automation::Automation;
 }
 
 /// The default database: `leadscore.db` in the working directory.

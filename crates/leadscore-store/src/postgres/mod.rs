@@ -16,6 +16,7 @@
 //! entries a transaction touches carry a mark no row can have until that
 //! transaction has committed, so nothing it did is trusted if it fails.
 
+mod automation;
 mod read;
 mod workflow;
 mod write;
@@ -212,6 +213,7 @@ impl PgStore {
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
             .await?;
         tx.batch_execute(SCHEMA).await?;
+        tx.batch_execute(crate::automation::SCHEMA).await?;
         let version: String = tx
             .query_one(
                 "SELECT value FROM leadscore_meta WHERE key = 'schema_version'",
@@ -541,5 +543,15 @@ impl Store for PgStore {
 
     async fn save_task(&self, task: &Task, log: LogEntry) -> Result<bool> {
         self.retry(|| self.save_task_once(task, &log)).await
+    }
+
+    async fn refresh_scores(&self, ids: &[String], now: Timestamp) -> Result<()> {
+        self.retry(|| self.refresh_once(ids, now)).await
+    }
+
+    fn automation(&self) -> crate::automation::Automation {
+        crate::automation::Automation::new(std::sync::Arc::new(automation::PgSql {
+            pool: self.pool.clone(),
+        }))
     }
 }

@@ -745,3 +745,32 @@ struct LeadBatch<'a> {
     settled: Vec<Settled>,
     created: Vec<Rescore<'a>>,
 }
+
+impl PgStore {
+    /// Rescores these leads because time passed (see `Store::refresh_scores`).
+    pub(super) async fn refresh_once(&self, ids: &[String], now: Timestamp) -> TxResult<()> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let mut sorted: Vec<&str> = ids.iter().map(String::as_str).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let locked = lock_leads(&tx, &sorted).await?;
+        let model = self.scoring_model(&tx).await?;
+        let items: Vec<Rescore<'_>> = locked
+            .into_iter()
+            .map(|(id, (record, state))| Rescore {
+                id,
+                state,
+                lead: record.lead,
+                edited: false,
+                created: false,
+                new_events: Vec::new(),
+                cause: Cause::TimePassed,
+            })
+            .collect();
+        let settled = self.rescore(&tx, &items, model.as_ref(), now).await?;
+        tx.commit().await?;
+        self.settle(settled);
+        Ok(())
+    }
+}

@@ -8,6 +8,7 @@
 //! undo the others. Reads use a small pool of read-only connections and never
 //! wait for the writer.
 
+mod automation;
 mod read;
 mod workflow;
 mod write;
@@ -47,10 +48,16 @@ pub struct SqliteStore {
     /// Dropped with the store, which ends the checkpointer thread.
     _stop_checkpoints: mpsc::Sender<()>,
     path: PathBuf,
+    io: Arc<Io>,
+    models: Arc<Mutex<Vec<ActiveModel>>>,
+}
+
+/// The writer's queue and the read connections: what every operation goes through.
+#[derive(Debug)]
+struct Io {
     jobs: mpsc::Sender<Job>,
     readers: Arc<Vec<Mutex<Connection>>>,
     next_reader: AtomicUsize,
-    models: Arc<Mutex<Vec<ActiveModel>>>,
 }
 
 /// The writer thread's state.
@@ -111,7 +118,10 @@ impl SqliteStore {
                 path.display()
             )));
         }
-        conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} COMMIT;"))?;
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {SCHEMA} {} COMMIT;",
+            crate::automation::SCHEMA
+        ))?;
 
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
@@ -148,9 +158,11 @@ impl SqliteStore {
         Ok(SqliteStore {
             _stop_checkpoints: stop_checkpoints,
             path: path.to_owned(),
-            jobs,
-            readers: Arc::new(readers),
-            next_reader: AtomicUsize::new(0),
+            io: Arc::new(Io {
+                jobs,
+                readers: Arc::new(readers),
+                next_reader: AtomicUsize::new(0),
+            }),
             models,
         })
     }
@@ -159,6 +171,22 @@ impl SqliteStore {
         &self.path
     }
 
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Writer) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.io.write(f).await
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.io.read(f).await
+    }
+}
+
+impl Io {
     /// Runs `f` on the writer thread inside the next group transaction and
     /// answers once that transaction has committed.
     async fn write<T: Send + 'static>(
@@ -548,5 +576,14 @@ impl Store for SqliteStore {
         let task = task.clone();
         self.write(move |w| workflow::save_task(&w.conn, &task, &log))
             .await
+    }
+
+    async fn refresh_scores(&self, ids: &[String], now: Timestamp) -> Result<()> {
+        let ids = ids.to_vec();
+        self.write(move |w| w.refresh(&ids, now)).await
+    }
+
+    fn automation(&self) -> crate::automation::Automation {
+        crate::automation::Automation::new(self.io.clone())
     }
 }

@@ -428,6 +428,18 @@ impl Writer {
         Ok((n, last))
     }
 
+    /// Rescores leads because time passed (see `Store::refresh_scores`).
+    pub(super) fn refresh(&mut self, ids: &[String], now: Timestamp) -> Result<()> {
+        for id in ids {
+            let Some(state) = self.row_state(id)? else {
+                continue;
+            };
+            self.ensure_cached(id, state.version)?;
+            self.store_score(id, state.version + 1, state.last, now, &Cause::TimePassed)?;
+        }
+        Ok(())
+    }
+
     pub(super) fn record_rescore(&mut self, done: u64, total: u64, finished: bool) -> Result<()> {
         let progress = RescoreProgress {
             done,
