@@ -3,6 +3,7 @@
 //! activation. Wire types live here, not in the core.
 
 pub mod auth;
+pub mod automation;
 pub mod demo;
 pub mod error;
 pub mod import;
@@ -55,6 +56,8 @@ pub struct AppState {
     pub rescoring: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
     /// The active predictive model, parsed once.
     pub predictive: Arc<predictive::Cache>,
+    /// Triggers, routing, aging, nurture and webhooks (see `automation`).
+    pub automation: Arc<automation::Handle>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -67,7 +70,12 @@ impl std::fmt::Debug for AppState {
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, settings: Settings) -> Self {
+        let rules = settings
+            .automation
+            .compile()
+            .unwrap_or_else(|e| panic!("settings are checked when loaded: {e}"));
         AppState {
+            automation: Arc::new(automation::Handle::new(rules)),
             store,
             clock: system_clock(),
             metrics: Arc::new(metrics::Metrics::default()),
@@ -106,13 +114,20 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let ready = state.ready.clone();
+    let workers = automation::start(&state);
     let app = router(state);
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
             ready.store(false, Ordering::SeqCst);
         })
-        .await
+        .await;
+    // What the automation has not done yet is done at the next start (it is
+    // derived from stored state, and deliveries wait in the outbox).
+    for w in workers {
+        w.abort();
+    }
+    served
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

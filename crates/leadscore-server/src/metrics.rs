@@ -41,6 +41,7 @@ pub struct Metrics {
     pub events: Family<StatusLabels, Counter>,
     pub rescore_done: Gauge,
     pub rescore_total: Gauge,
+    pub webhook_deliveries: Family<StatusLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -77,7 +78,14 @@ impl Default for Metrics {
             "Leads to rescore in the latest model activation",
             rescore_total.clone(),
         );
+        let webhook_deliveries = Family::<StatusLabels, Counter>::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook delivery tries, by outcome (delivered, failed)",
+            webhook_deliveries.clone(),
+        );
         Metrics {
+            webhook_deliveries,
             registry,
             requests,
             latency,
@@ -94,6 +102,17 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
         out
+    }
+
+    /// Counts webhook tries: delivered and failed.
+    pub fn webhooks(&self, delivered: u64, failed: u64) {
+        for (status, n) in [("delivered", delivered), ("failed", failed)] {
+            self.webhook_deliveries
+                .get_or_create(&StatusLabels {
+                    status: status.into(),
+                })
+                .inc_by(n);
+        }
     }
 
     pub fn count_events(&self, status: &str, n: u64) {

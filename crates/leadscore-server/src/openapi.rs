@@ -149,7 +149,84 @@ fn workflow(doc: &mut Value) {
 pub fn document() -> Value {
     let mut doc = core_document();
     workflow(&mut doc);
+    automation(&mut doc);
     doc
+}
+
+/// The paths and schemas of automation (issue 6).
+fn automation(doc: &mut Value) {
+    let hook = [id_param("id")];
+    let delivery = [id_param("id"), id_param("delivery")];
+    let list = |name: &str, item: Value| json!({"type": "object", "properties": {name: {"type": "array", "items": item}}});
+    let paths = json!({
+        "/webhooks": {
+            "post": op("Subscribe a URL to happenings (lead.mql, lead.band_changed, lead.assigned, task.due, ... or *). \
+                Deliveries are POSTs of {id, type, occurred_at, lead} signed with X-Leadscore-Signature: sha256=<hex HMAC-SHA256 of the body>; \
+                the id stays the same on every retry", "admin",
+                json_body(r("NewWebhook")), ("201", r("Webhook")), &["400", "422"]),
+            "get": op("The subscriptions (secrets are never shown) and the happenings leadscore produces", "admin", None,
+                ("200", list("webhooks", r("Webhook"))), &[])
+        },
+        "/webhooks/{id}": {
+            "parameters": hook,
+            "delete": op("Delete a subscription and its delivery log", "admin", None, ("204", json!({})), &["404"])
+        },
+        "/webhooks/{id}/deliveries": {
+            "parameters": [id_param("id"), query("state", "string", "pending, delivered or failed"), query("limit", "integer", "1..1000, default 100")],
+            "get": op("The subscription's deliveries, newest first", "admin", None, ("200", list("deliveries", r("Delivery"))), &["404", "422"])
+        },
+        "/webhooks/{id}/deliveries/{delivery}": {
+            "parameters": delivery,
+            "get": op("One delivery with each try (time, HTTP status, error, duration)", "admin", None, ("200", r("Delivery")), &["404"])
+        },
+        "/webhooks/{id}/deliveries/{delivery}/redeliver": {
+            "parameters": delivery,
+            "post": op("Send a delivery again, with the same id", "admin", None, ("202", json!({"type": "object"})), &["404"])
+        },
+        "/notifications": {
+            "parameters": [query("unread", "boolean", "only unread ones"), query("limit", "integer", "1..1000, default 100")],
+            "get": op("The caller's notifications from triggers, newest first", "admin, manager, rep", None,
+                ("200", list("notifications", r("Notification"))), &["422"])
+        },
+        "/notifications/{id}/read": {
+            "parameters": hook,
+            "post": op("Mark a notification read", "admin, manager, rep (own)", None, ("204", json!({})), &["404"])
+        },
+        "/nurture": {
+            "parameters": [query("after", "string", "the last lead id of the previous page"), query("limit", "integer", "1..1000, default 200")],
+            "get": op("Leads on the nurture list (they left MQL or stayed cold), in id order", "admin, manager", None,
+                ("200", json!({"type": "object", "properties": {"leads": {"type": "array", "items": r("Lead")}, "next_after": {"type": ["string", "null"]}}})), &["422"])
+        },
+        "/nurture.csv": {
+            "get": op("The nurture list as CSV", "admin, manager", None, ("200", json!({"type": "string"})), &[])
+        },
+        "/reps": {
+            "get": op("The declared reps: territory, seniority, capacity and open leads", "admin, manager", None,
+                ("200", list("reps", json!({"type": "object"}))), &[])
+        }
+    });
+    let schemas = json!({
+        "NewWebhook": {"type": "object", "required": ["url", "events", "secret"], "additionalProperties": false, "properties": {
+            "url": {"type": "string", "description": "http:// URL of the receiver"},
+            "events": {"type": "array", "items": {"type": "string"}}, "secret": {"type": "string", "minLength": 16}}},
+        "Webhook": {"type": "object", "properties": {"id": {"type": "string"}, "url": {"type": "string"},
+            "events": {"type": "array", "items": {"type": "string"}}, "created_at": {"type": "string"},
+            "created_by": {"type": ["string", "null"]}, "active": {"type": "boolean"}}},
+        "Delivery": {"type": "object", "properties": {"id": {"type": "string"}, "webhook": {"type": "string"},
+            "lead": {"type": ["string", "null"]}, "type": {"type": "string"}, "occurred_at": {"type": "string"},
+            "state": {"type": "string", "enum": ["pending", "delivered", "failed"]}, "attempts": {"type": "integer"},
+            "next_at": {"type": "string"}, "delivered_at": {"type": ["string", "null"]}, "last_status": {"type": ["integer", "null"]},
+            "last_error": {"type": ["string", "null"]}, "tries": {"type": "array"}}},
+        "Notification": {"type": "object", "properties": {"id": {"type": "string"}, "recipient": {"type": "string"},
+            "lead": {"type": ["string", "null"]}, "at": {"type": "string"}, "trigger": {"type": ["string", "null"]},
+            "message": {"type": "string"}, "read_at": {"type": ["string", "null"]}}}
+    });
+    for (k, v) in paths.as_object().expect("an object") {
+        doc["paths"][k] = v.clone();
+    }
+    for (k, v) in schemas.as_object().expect("an object") {
+        doc["components"]["schemas"][k] = v.clone();
+    }
 }
 
 fn core_document() -> Value {

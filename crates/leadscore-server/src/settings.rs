@@ -19,6 +19,8 @@ pub struct Settings {
     pub qualification: QualificationSettings,
     /// How a new lead's signals propose a rating (see `RatingPolicy`).
     pub rating: RatingPolicy,
+    /// Triggers, reps and routing, nurture, working hours, webhook delivery.
+    pub automation: crate::automation::AutomationSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,6 +70,7 @@ impl Default for Settings {
             log_format: "text".into(),
             qualification: QualificationSettings::default(),
             rating: RatingPolicy::default(),
+            automation: Default::default(),
         }
     }
 }
@@ -126,6 +129,7 @@ impl Settings {
             ));
         }
         s.rating.validate().map_err(|e| format!("rating: {e}"))?;
+        s.automation.compile()?;
         Ok(s)
     }
 

@@ -26,6 +26,7 @@ pub async fn lead(state: &AppState, r: &LeadRecord) -> ApiResult<Value> {
 pub async fn leads(state: &AppState, records: &[LeadRecord]) -> ApiResult<Vec<Value>> {
     let ids: Vec<String> = records.iter().map(|r| r.id().to_owned()).collect();
     let workflows = state.store.workflows(&ids).await?;
+    let automation = state.store.automation().states(&ids).await?;
     let active = state.store.active_model().await?;
     let framework = state.settings.qualification.framework();
     // With a predictive model active, each lead also carries its probability.
@@ -58,6 +59,16 @@ pub async fn leads(state: &AppState, records: &[LeadRecord]) -> ApiResult<Vec<Va
                 &state.settings.rating,
                 &framework,
             );
+            let auto = automation.get(r.id());
+            v["automation"] = json!({
+                "next_check_at": auto.and_then(|a| a.next_at).map(|t| t.to_string()),
+                "nurture_since": auto.and_then(|a| a.nurture_since).map(|t| t.to_string()),
+                "triggers_holding": auto
+                    .and_then(|a| a.doc.get("holding"))
+                    .and_then(Value::as_object)
+                    .map(|m| m.keys().cloned().collect::<Vec<_>>())
+                    .unwrap_or_default(),
+            });
             if let Some(p) = prediction {
                 v["probability"] = p["probability"].clone();
                 v["predictive_score"] = p["predictive_score"].clone();

@@ -771,12 +771,12 @@ async fn event_batches_answer_per_event() {
         let (s, v) = srv.post("/events", ev("e0", "L1")).await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
         assert_eq!(v, json!({"id": "e0", "status": "accepted"}));
-        let after_one = srv.get("/leads/L1").await.1;
+        let after_one = lead_data(&srv, "L1").await;
         let (s, v) = srv.post("/events", ev("e0", "L1")).await;
         assert_eq!(s, StatusCode::OK, "{v}");
         assert_eq!(v["status"], "duplicate");
         assert_eq!(
-            srv.get("/leads/L1").await.1,
+            lead_data(&srv, "L1").await,
             after_one,
             "a duplicate changes nothing"
         );
@@ -1046,7 +1046,7 @@ async fn delete_erases_everything() {
         srv.post("/leads", spec_lead("L2")).await;
         srv.post("/events/batch", json!(spec_events("L1", "a"))).await;
         srv.post("/events/batch", json!(spec_events("L2", "b"))).await;
-        let (_, l2_before) = srv.get("/leads/L2").await;
+        let l2_before = lead_data(&srv, "L2").await;
         assert_eq!(srv.store.counts().await.unwrap(), (2, 12));
 
         let (s, v) = srv.admin(Method::DELETE, "/leads/L1", None).await;
@@ -1064,7 +1064,7 @@ async fn delete_erases_everything() {
             None,
         );
         assert_eq!(
-            srv.get("/leads/L2").await.1,
+            lead_data(&srv, "L2").await,
             l2_before,
             "other leads are untouched"
         );

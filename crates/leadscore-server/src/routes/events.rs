@@ -28,6 +28,9 @@ pub async fn one(
     let id = event.id.clone();
     let lead = event.lead.clone();
     let status = state.store.ingest(vec![event], state.now()).await?;
+    if status.first() == Some(&IngestStatus::Accepted) {
+        state.automation.touch([lead.clone()]);
+    }
     let status = status
         .into_iter()
         .next()
@@ -94,11 +97,13 @@ pub async fn batch(
             }))),
         }
     }
+    let touched: std::collections::BTreeSet<String> = valid.iter().map(|e| e.lead.clone()).collect();
     let statuses = if valid.is_empty() {
         Vec::new()
     } else {
         state.store.ingest(valid, state.now()).await?
     };
+    state.automation.touch(touched);
     let mut stored = statuses.into_iter();
     let (mut accepted, mut duplicate, mut rejected) = (0u64, 0u64, 0u64);
     let out: Vec<Value> = results

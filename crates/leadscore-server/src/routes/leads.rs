@@ -55,6 +55,9 @@ pub async fn create(
         )
         .await?;
     }
+    if let Some(LeadWrite::Created(id) | LeadWrite::Updated(id)) = outcome.first() {
+        state.automation.touch([id.clone()]);
+    }
     let (status, id) = match outcome.into_iter().next() {
         Some(LeadWrite::Created(id)) => (StatusCode::CREATED, id),
         Some(LeadWrite::Updated(id)) => (StatusCode::OK, id),
@@ -143,6 +146,7 @@ pub async fn patch(
     if let Some(rating) = rating {
         super::workflow::set_rating(&state, &who, &id, rating).await?;
     }
+    state.automation.touch([id.clone()]);
     Ok(Json(view::lead(&state, &record).await?))
 }
 

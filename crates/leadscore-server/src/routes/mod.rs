@@ -1,5 +1,6 @@
 //! The routes: the API under `/api/v1`, and the operations endpoints.
 
+mod automation;
 mod events;
 mod leads;
 mod models;
@@ -15,7 +16,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde_json::Value;
 use std::sync::atomic::Ordering;
 
@@ -47,6 +48,19 @@ pub fn api() -> Router<AppState> {
         .route("/predictive", get(predictive::active))
         .route("/predictive/train", post(predictive::train))
         .route("/tasks/{id}/{action}", post(workflow::change_task))
+        .route("/webhooks", post(automation::create).get(automation::list))
+        .route("/webhooks/{id}", delete(automation::delete))
+        .route("/webhooks/{id}/deliveries", get(automation::deliveries))
+        .route("/webhooks/{id}/deliveries/{delivery}", get(automation::delivery))
+        .route(
+            "/webhooks/{id}/deliveries/{delivery}/redeliver",
+            post(automation::redeliver),
+        )
+        .route("/notifications", get(automation::notifications))
+        .route("/notifications/{id}/read", post(automation::mark_read))
+        .route("/nurture", get(automation::nurture))
+        .route("/nurture.csv", get(automation::nurture_csv))
+        .route("/reps", get(automation::reps))
         .route("/events", post(events::one))
         .route("/events/batch", post(events::batch))
         .route("/models", post(models::create).get(models::list))

@@ -117,6 +117,7 @@ pub async fn activate(
 pub fn start_rescore(state: &AppState, now: leadscore_core::Timestamp) {
     let store = state.store.clone();
     let metrics = state.metrics.clone();
+    let automation = state.automation.clone();
     metrics.rescore_done.set(0);
     let mut running = state.rescoring.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(previous) = running.take() {
@@ -130,11 +131,15 @@ pub fn start_rescore(state: &AppState, now: leadscore_core::Timestamp) {
         });
         let started = std::time::Instant::now();
         match store.rescore_all(now, progress).await {
-            Ok(n) => tracing::info!(
-                leads = n,
-                seconds = started.elapsed().as_secs_f64(),
-                "rescoring finished"
-            ),
+            Ok(n) => {
+                tracing::info!(
+                    leads = n,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "rescoring finished"
+                );
+                // Bands and MQL may have moved for many leads: triggers look.
+                automation.sweep.notify_one();
+            }
             Err(e) => tracing::error!(error = %e, "rescoring failed; it resumes at the next start"),
         }
     }));

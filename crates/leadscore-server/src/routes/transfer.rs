@@ -32,6 +32,8 @@ pub async fn import(
         &|_| {},
     )
     .await?;
+    // New and changed leads are found by the automation's sweep.
+    state.automation.sweep.notify_one();
     tracing::info!(
         created = report.created,
         updated = report.updated,

@@ -35,7 +35,7 @@ pub const ACTIVITY_TYPES: [&str; 5] = [
 const WORKERS: [Role; 3] = [Role::Admin, Role::Manager, Role::Rep];
 
 /// A JSON body as `T`, or a 422 that says what is wrong.
-fn parse<T: DeserializeOwned>(body: Value, what: &str) -> ApiResult<T> {
+pub(super) fn parse<T: DeserializeOwned>(body: Value, what: &str) -> ApiResult<T> {
     serde_path_to_error::deserialize(body).map_err(|e| {
         let path = e.path().to_string();
         let field = if path == "." { what.to_owned() } else { path };
@@ -52,6 +52,7 @@ async fn update_workflow(
     change: impl Fn(&Workflow) -> ApiResult<(Workflow, WorkflowSave)>,
 ) -> ApiResult<()> {
     if view::save_workflow_retrying(&state.store, id, change).await? {
+        state.automation.touch([id]);
         return Ok(());
     }
     Err(ApiError::conflict(

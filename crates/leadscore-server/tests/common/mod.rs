@@ -208,8 +208,38 @@ pub fn client() -> reqwest::Client {
 
 /// Starts a server on `store` with the clock standing at T.
 pub async fn start_on(store: Arc<dyn Store>, settings: Settings, dir: Option<tempfile::TempDir>) -> Server {
+    start_with_clock(store, settings, dir, Arc::new(t)).await
+}
+
+/// A clock a test moves by hand (microseconds since the epoch).
+#[derive(Clone)]
+pub struct TestClock(pub Arc<std::sync::atomic::AtomicI64>);
+
+impl TestClock {
+    pub fn at(t: Timestamp) -> TestClock {
+        TestClock(Arc::new(std::sync::atomic::AtomicI64::new(t.as_micros())))
+    }
+    pub fn now(&self) -> Timestamp {
+        Timestamp::from_micros(self.0.load(std::sync::atomic::Ordering::SeqCst))
+    }
+    pub fn set(&self, t: Timestamp) {
+        self.0.store(t.as_micros(), std::sync::atomic::Ordering::SeqCst);
+    }
+    pub fn clock(&self) -> leadscore_server::Clock {
+        let c = self.clone();
+        Arc::new(move || c.now())
+    }
+}
+
+/// Starts a server on `store` with the given clock.
+pub async fn start_with_clock(
+    store: Arc<dyn Store>,
+    settings: Settings,
+    dir: Option<tempfile::TempDir>,
+    clock: leadscore_server::Clock,
+) -> Server {
     let mut state = AppState::new(store.clone(), settings);
-    state.clock = Arc::new(t);
+    state.clock = clock;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
@@ -291,9 +321,24 @@ pub fn spec_events(lead: &str, prefix: &str) -> Vec<Value> {
 
 /// What a rejected request must leave as it was: the counts, every lead with
 /// its score, and every lead's events and history.
+/// A lead as served, without the automation's state (written in the
+/// background, when the automation next looks at the lead).
+pub async fn lead_data(srv: &Server, id: &str) -> Value {
+    let (_, mut v) = srv.get(&format!("/leads/{id}")).await;
+    if let Some(m) = v.as_object_mut() {
+        m.remove("automation");
+    }
+    v
+}
+
 pub async fn snapshot(srv: &Server) -> Value {
     let counts = srv.store.counts().await.unwrap();
-    let leads = srv.all_leads().await;
+    // The automation's own state (when it next looks at a lead) is derived
+    // and written in the background: not part of what a request changed.
+    let mut leads = srv.all_leads().await;
+    for l in &mut leads {
+        l.as_object_mut().unwrap().remove("automation");
+    }
     let mut per_lead = Vec::new();
     for l in &leads {
         let id = l["id"].as_str().unwrap();

@@ -1,0 +1,801 @@
+//! The automation engine: evaluates one lead at a time against the triggers,
+//! routing, nurture and aging rules, and saves what it decided in one
+//! transaction with the lead's automation state.
+//!
+//! Evaluating a lead is idempotent: the state remembers which triggers held
+//! (and since when), so a trigger fires once when its conditions start (or
+//! stop) holding, however often the lead is looked at. That is what makes the
+//! rest simple: any lead may be looked at any time. Leads are looked at
+//!
+//! - when a request changed them (the routes `touch` them),
+//! - when their `next_at` comes: the next moment their band or MQL changes
+//!   as time passes (decay, windows, events dated ahead), an SLA runs out,
+//!   or a cold lead's time to go on the nurture list comes,
+//! - at start and after a model activation, when the automation has not yet
+//!   seen them as they are (a stop between a write and its evaluation loses
+//!   nothing).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use leadscore_core::workflow::Status;
+use leadscore_core::{Event, Lead, LeadData, StdField, Timestamp};
+use leadscore_store::automation::{
+    AutomationRecord, AutomationSave, Happening, LoadChange, Notification, Saved,
+};
+use leadscore_store::{LeadRecord, LogEntry, StoreError, Task, TaskDoc, new_task_id};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, mpsc};
+
+use super::config::{ActionSpec, Edge, Rules};
+use super::routing;
+use crate::AppState;
+
+const MICROS_PER_HOUR: f64 = 3_600_000_000.0;
+/// Leads evaluated at once.
+const PARALLEL: usize = 8;
+/// Who the lead log names for what automation did.
+pub const ACTOR: &str = "automation";
+
+/// What the routes hold: touch leads after a write; ask for a sweep.
+#[derive(Debug)]
+pub struct Handle {
+    tx: mpsc::UnboundedSender<String>,
+    rx: Mutex<Option<mpsc::UnboundedReceiver<String>>>,
+    pub rules: Arc<Rules>,
+    /// Wakes the sweep (after a model activation's rescoring).
+    pub sweep: Notify,
+    /// Wakes the webhook sender (new deliveries were saved).
+    pub outbox: Notify,
+}
+
+impl Handle {
+    pub fn new(rules: Rules) -> Handle {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Handle {
+            tx,
+            rx: Mutex::new(Some(rx)),
+            rules: Arc::new(rules),
+            sweep: Notify::new(),
+            outbox: Notify::new(),
+        }
+    }
+
+    /// Asks for these leads to be evaluated soon.
+    pub fn touch<I: IntoIterator<Item = S>, S: Into<String>>(&self, ids: I) {
+        if !self.rules.settings.enabled {
+            return;
+        }
+        for id in ids {
+            let _ = self.tx.send(id.into());
+        }
+    }
+
+    fn take_receiver(&self) -> Option<mpsc::UnboundedReceiver<String>> {
+        self.rx.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// What the engine remembers of a lead between evaluations.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Seen {
+    pub band: Option<String>,
+    pub mql: bool,
+    pub score: Option<f64>,
+    pub rating: Option<String>,
+    pub status: Option<String>,
+    pub owner: Option<String>,
+    /// Triggers whose conditions hold, and since when (microseconds).
+    pub holding: BTreeMap<String, i64>,
+    /// Untouched-for-too-long triggers that fired in the current holding.
+    pub fired: BTreeSet<String>,
+    /// Since when the lead has been in a cold band.
+    pub cold_since: Option<i64>,
+}
+
+/// The lead as triggers see it: its fields, and the score and the rep's
+/// work under the names `score`, `fit`, `engagement`, `band`, `grade`,
+/// `mql`, `rating`, `status` and `owner`.
+struct Facts<'a> {
+    lead: &'a Lead,
+    more: HashMap<&'static str, String>,
+}
+
+impl LeadData for Facts<'_> {
+    fn get(&self, field: StdField) -> Option<&str> {
+        self.lead.get(field)
+    }
+    fn attribute(&self, name: &str) -> Option<&str> {
+        match self.more.get(name) {
+            Some(v) => Some(v),
+            None => self.lead.attribute(name),
+        }
+    }
+}
+
+/// The evaluation of one lead in progress: what it will save.
+struct Plan {
+    save: AutomationSave,
+    owner: Option<String>,
+    assigned_here: bool,
+    nurture: Option<Timestamp>,
+}
+
+fn micros_hours(h: f64) -> i64 {
+    (h * MICROS_PER_HOUR).round() as i64
+}
+
+fn after_hours(rules: &Rules, from: Timestamp, hours: f64, working: bool) -> Timestamp {
+    if working {
+        rules
+            .calendar
+            .add_working(from, (hours * 60.0).round().max(0.0) as u64)
+    } else {
+        Timestamp::from_micros(from.as_micros() + micros_hours(hours))
+    }
+}
+
+/// The moment of the lead's latest contact: an activity logged by a rep
+/// (a call, meeting, e-mail or quote; a missed meeting is no contact).
+fn last_contact(events: &[Event]) -> Option<Timestamp> {
+    events
+        .iter()
+        .filter(|e| e.properties.contains_key(crate::wire::LOGGED_BY) && e.kind != "meeting_missed")
+        .map(|e| e.occurred_at)
+        .max()
+}
+
+fn closed(status: Status) -> bool {
+    matches!(status, Status::Converted | Status::Disqualified | Status::Lost)
+}
+
+/// The automation engine of one server instance.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    state: AppState,
+    handle: Arc<Handle>,
+}
+
+impl Engine {
+    pub fn new(state: AppState) -> Engine {
+        let handle = state.automation.clone();
+        Engine { state, handle }
+    }
+
+    fn rules(&self) -> &Rules {
+        &self.handle.rules
+    }
+
+    /// Evaluates a lead until its save goes through (someone else saving in
+    /// between, or a rep filling up, makes it look again).
+    pub async fn process(&self, id: &str) -> Result<(), StoreError> {
+        let mut full = HashSet::new();
+        for _ in 0..16 {
+            match self.evaluate(id, &full).await? {
+                None | Some(Saved::Done) => return Ok(()),
+                Some(Saved::Changed) => {}
+                Some(Saved::Full(rep)) => {
+                    full.insert(rep);
+                }
+            }
+        }
+        tracing::warn!("a lead's automation state kept changing; it is looked at again later");
+        Ok(())
+    }
+
+    /// One evaluation; `None` when the lead is gone.
+    async fn evaluate(&self, id: &str, full: &HashSet<String>) -> Result<Option<Saved>, StoreError> {
+        let store = &self.state.store;
+        let rules = self.rules();
+        let settings = &rules.settings;
+        let now = self.state.now();
+        let Some(mut record) = store.get_lead(id).await? else {
+            return Ok(None);
+        };
+        let active = store.active_model().await?;
+        let model = active.as_ref().and_then(|s| s.for_lead(&record.lead)).cloned();
+        let events = store.lead_events(id).await?;
+
+        // Scores that age: the score as of now, stored if it moved since it
+        // was stored; and the next moment the band or MQL will change.
+        let mut next_at: Vec<Timestamp> = Vec::new();
+        if let Some(m) = &model {
+            let fit = m.model.evaluate_fit(&record.lead);
+            let hits = m.model.hits_for_events(&events);
+            let mut scratch = hits.clone();
+            let now_score = m.model.score_hits(&fit, &mut scratch, now);
+            let band = &m.model.bands[now_score.band].name;
+            let stale = record.score.as_ref().is_none_or(|s| {
+                s.score != now_score.score || &s.band != band || s.mql != now_score.mql || s.model != m.name
+            });
+            if stale {
+                store.refresh_scores(&[id.to_owned()], now).await?;
+                match store.get_lead(id).await? {
+                    Some(r) => record = r,
+                    None => return Ok(None),
+                }
+            }
+            let horizon = Timestamp::from_micros(
+                now.as_micros() + i64::from(settings.horizon_days) * 24 * micros_hours(1.0),
+            );
+            if let Some(t) = m.model.next_change(&fit, &hits, now, horizon) {
+                next_at.push(t);
+            }
+        }
+
+        let workflow = store
+            .workflows(&[id.to_owned()])
+            .await?
+            .remove(id)
+            .unwrap_or_default();
+        let stored = store
+            .automation()
+            .states(&[id.to_owned()])
+            .await?
+            .remove(id)
+            .unwrap_or_default();
+        let first_sight = stored.rev == 0;
+        let prev: Seen = serde_json::from_value(stored.doc.clone()).unwrap_or_default();
+        let wf = &workflow.workflow;
+        let status = wf.status.status;
+        let rating = wf.rating.as_ref().map(|r| r.rating.as_str().to_owned());
+        let score = record.score.as_ref();
+        let band = score.map(|s| s.band.clone());
+        let mql = score.is_some_and(|s| s.mql);
+
+        let mut more: HashMap<&'static str, String> = HashMap::new();
+        if let Some(s) = score {
+            more.insert("score", s.score.to_string());
+            more.insert("fit", s.fit.to_string());
+            more.insert("engagement", s.engagement.to_string());
+            more.insert("band", s.band.clone());
+            more.insert("grade", s.grade.clone());
+        }
+        more.insert("mql", mql.to_string());
+        more.insert("status", status.as_str().to_owned());
+        if let Some(r) = &rating {
+            more.insert("rating", r.clone());
+        }
+        if let Some(o) = &record.owner {
+            more.insert("owner", o.clone());
+        }
+        let facts = Facts {
+            lead: &record.lead,
+            more,
+        };
+
+        let mut seen = Seen {
+            band: band.clone(),
+            mql,
+            score: score.map(|s| s.score),
+            rating: rating.clone(),
+            status: Some(status.as_str().to_owned()),
+            owner: record.owner.clone(),
+            ..Seen::default()
+        };
+        let mut plan = Plan {
+            save: AutomationSave {
+                lead: id.to_owned(),
+                rev: stored.rev,
+                now,
+                ..AutomationSave::default()
+            },
+            owner: record.owner.clone(),
+            assigned_here: false,
+            nurture: stored.nurture_since,
+        };
+
+        // Triggers.
+        let contact = last_contact(&events);
+        let mut firing = Vec::new();
+        for t in &rules.triggers {
+            let tid = &t.spec.id;
+            let holds = t.when.iter().all(|c| c.holds(&facts));
+            let was = prev.holding.get(tid).copied();
+            match t.spec.untouched_hours {
+                None => {
+                    let fires = match t.spec.on {
+                        Edge::Enter => holds && was.is_none(),
+                        Edge::Leave => !holds && was.is_some(),
+                    };
+                    if fires {
+                        firing.push(t);
+                    }
+                }
+                Some(hours) if holds => {
+                    let since = Timestamp::from_micros(was.unwrap_or(now.as_micros()));
+                    if prev.fired.contains(tid) {
+                        seen.fired.insert(tid.clone());
+                    } else if contact.is_none_or(|c| c < since) {
+                        let deadline = after_hours(rules, since, hours, t.spec.working_hours);
+                        if now >= deadline {
+                            firing.push(t);
+                            seen.fired.insert(tid.clone());
+                        } else {
+                            next_at.push(deadline);
+                        }
+                    }
+                }
+                Some(_) => {}
+            }
+            if holds {
+                seen.holding.insert(tid.clone(), was.unwrap_or(now.as_micros()));
+            }
+        }
+        for t in firing {
+            for action in &t.spec.actions {
+                self.act(
+                    &mut plan,
+                    &record,
+                    band.as_deref(),
+                    status,
+                    t.spec.id.as_str(),
+                    action,
+                    full,
+                )
+                .await?;
+            }
+        }
+
+        // Nurture: a lead that stops being MQL, or stays cold, goes on the
+        // list; it comes off when it is MQL again (or converted).
+        let nurture = &settings.nurture;
+        let cold = band
+            .as_deref()
+            .is_some_and(|b| nurture.cold_bands.iter().any(|c| c == b));
+        seen.cold_since = if cold {
+            Some(
+                prev.cold_since
+                    .filter(|_| !first_sight)
+                    .unwrap_or(now.as_micros()),
+            )
+        } else {
+            None
+        };
+        if plan.nurture.is_none() && !closed(status) {
+            if nurture.on_leaving_mql && !first_sight && prev.mql && !mql {
+                self.nurture(&mut plan, &record, true, None, "left_mql");
+            } else if let Some(since) = seen.cold_since {
+                let due =
+                    Timestamp::from_micros(since + i64::from(nurture.cold_days) * 24 * micros_hours(1.0));
+                if now >= due {
+                    self.nurture(&mut plan, &record, true, None, "stayed_cold");
+                } else {
+                    next_at.push(due);
+                }
+            }
+        } else if plan.nurture.is_some() && (mql || status == Status::Converted) {
+            let why = if mql { "warmed_up" } else { "converted" };
+            self.nurture(&mut plan, &record, false, None, why);
+        }
+
+        // What happened, for webhooks.
+        let owner_now = plan.owner.clone();
+        let mut happenings: Vec<(&str, Value)> = Vec::new();
+        if band != prev.band && (band.is_some() || !first_sight) {
+            happenings.push(("lead.band_changed", json!({"from": prev.band, "to": band})));
+        }
+        if mql && (first_sight || !prev.mql) {
+            happenings.push(("lead.mql", json!({})));
+        }
+        if !mql && prev.mql && !first_sight {
+            happenings.push(("lead.mql_lost", json!({})));
+        }
+        if owner_now != prev.owner && (owner_now.is_some() || !first_sight) {
+            happenings.push(("lead.assigned", json!({"from": prev.owner, "to": owner_now})));
+        }
+        if !first_sight && rating != prev.rating {
+            happenings.push(("lead.rating_changed", json!({"from": prev.rating, "to": rating})));
+        }
+        if !first_sight && seen.status != prev.status {
+            happenings.push((
+                "lead.status_changed",
+                json!({"from": prev.status, "to": seen.status}),
+            ));
+        }
+        for (kind, change) in happenings {
+            let h = self.happening(&record, owner_now.as_deref(), kind, json!({"change": change}));
+            plan.save.happenings.push(h);
+        }
+        seen.owner = owner_now.clone();
+
+        // Whose load the lead counts towards: its owner's, while it is open.
+        let counted = owner_now
+            .clone()
+            .filter(|o| !closed(status) && settings.reps.iter().any(|r| &r.name == o));
+        if counted != stored.counted_owner {
+            if let Some(old) = &stored.counted_owner {
+                plan.save.loads.push(LoadChange {
+                    rep: old.clone(),
+                    delta: -1,
+                    capacity: None,
+                });
+            }
+            if let Some(new) = &counted {
+                let capacity = settings
+                    .reps
+                    .iter()
+                    .find(|r| &r.name == new)
+                    .map(|r| i64::from(r.capacity));
+                plan.save.loads.push(LoadChange {
+                    rep: new.clone(),
+                    delta: 1,
+                    capacity: capacity.filter(|_| plan.assigned_here),
+                });
+            }
+        }
+
+        let outbox = !plan.save.happenings.is_empty();
+        let save = AutomationSave {
+            record: AutomationRecord {
+                rev: stored.rev,
+                lead_version: record.version,
+                workflow_rev: workflow.rev,
+                next_at: next_at.into_iter().filter(|t| *t > now).min(),
+                nurture_since: plan.nurture,
+                counted_owner: counted,
+                doc: serde_json::to_value(&seen).expect("the state serializes"),
+            },
+            ..plan.save
+        };
+        // Nothing new to say or do: save only when the state moved.
+        let unchanged =
+            !first_sight && save.record == stored && save.happenings.is_empty() && save.log.is_empty();
+        if unchanged {
+            return Ok(Some(Saved::Done));
+        }
+        let saved = self.state.store.automation().save(save).await?;
+        if saved == Saved::Done && outbox {
+            self.handle.outbox.notify_one();
+        }
+        Ok(Some(saved))
+    }
+
+    fn log(&self, plan: &mut Plan, trigger: Option<&str>, action: &str, detail: Value) {
+        let mut d = json!({"trigger": trigger, "action": action});
+        if let (Some(m), Value::Object(extra)) = (d.as_object_mut(), detail) {
+            m.extend(extra);
+        }
+        plan.save.log.push(LogEntry {
+            at: plan.save.now,
+            actor: ACTOR.into(),
+            kind: "automation".into(),
+            detail: d,
+        });
+    }
+
+    fn happening(&self, record: &LeadRecord, owner: Option<&str>, kind: &str, extra: Value) -> Happening {
+        let now = self.state.now();
+        let mut lead = crate::wire::lead_json(record);
+        lead["owner"] = json!(owner);
+        let mut payload = json!({"type": kind, "occurred_at": now.to_string(), "lead": lead});
+        if let (Some(m), Value::Object(extra)) = (payload.as_object_mut(), extra) {
+            m.extend(extra);
+        }
+        Happening {
+            id: format!("ev_{}", uuid::Uuid::now_v7().simple()),
+            kind: kind.to_owned(),
+            lead: Some(record.id().to_owned()),
+            occurred_at: now,
+            payload,
+        }
+    }
+
+    fn nurture(&self, plan: &mut Plan, record: &LeadRecord, add: bool, trigger: Option<&str>, why: &str) {
+        let on = plan.nurture.is_some();
+        if on == add {
+            return;
+        }
+        plan.nurture = add.then_some(plan.save.now);
+        let kind = if add {
+            "lead.nurture_added"
+        } else {
+            "lead.nurture_removed"
+        };
+        self.log(
+            plan,
+            trigger,
+            if add { "nurture_add" } else { "nurture_remove" },
+            json!({"reason": why}),
+        );
+        let h = self.happening(record, plan.owner.as_deref(), kind, json!({"reason": why}));
+        plan.save.happenings.push(h);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn act(
+        &self,
+        plan: &mut Plan,
+        record: &LeadRecord,
+        band: Option<&str>,
+        status: Status,
+        trigger: &str,
+        action: &ActionSpec,
+        full: &HashSet<String>,
+    ) -> Result<(), StoreError> {
+        let rules = self.rules();
+        let settings = &rules.settings;
+        let now = plan.save.now;
+        match action {
+            ActionSpec::Assign { strategy, reassign } => {
+                let owned_by_rep = plan
+                    .owner
+                    .as_ref()
+                    .is_some_and(|o| settings.reps.iter().any(|r| &r.name == o));
+                if closed(status) {
+                    self.log(
+                        plan,
+                        Some(trigger),
+                        "assign",
+                        json!({"skipped": "the lead is closed"}),
+                    );
+                    return Ok(());
+                }
+                if owned_by_rep && !reassign {
+                    self.log(
+                        plan,
+                        Some(trigger),
+                        "assign",
+                        json!({"skipped": "the lead has a rep", "owner": plan.owner}),
+                    );
+                    return Ok(());
+                }
+                let loads: HashMap<String, _> = self
+                    .state
+                    .store
+                    .automation()
+                    .loads()
+                    .await?
+                    .into_iter()
+                    .map(|l| (l.rep.clone(), l))
+                    .collect();
+                let mut exclude = full.clone();
+                if *reassign && let Some(o) = &plan.owner {
+                    exclude.insert(o.clone());
+                }
+                match routing::choose(settings, &record.lead, band, *strategy, &loads, &exclude) {
+                    Some(rep) => {
+                        let from = plan.owner.replace(rep.name.clone());
+                        plan.save.owner = Some(plan.owner.clone());
+                        plan.assigned_here = true;
+                        self.log(
+                            plan,
+                            Some(trigger),
+                            "assign",
+                            json!({"from": from, "to": rep.name, "strategy": strategy}),
+                        );
+                    }
+                    None => {
+                        let fallback = settings.fallback_owner.clone();
+                        if plan.owner.as_deref() != Some(&fallback) && !owned_by_rep {
+                            plan.owner = Some(fallback.clone());
+                            plan.save.owner = Some(plan.owner.clone());
+                        }
+                        self.log(
+                            plan,
+                            Some(trigger),
+                            "assign",
+                            json!({"to": plan.owner, "fallback": true, "reason": "no rep matches the lead with room to take it"}),
+                        );
+                    }
+                }
+            }
+            ActionSpec::Task {
+                title,
+                due_hours,
+                working_hours,
+            } => {
+                let due = after_hours(rules, now, *due_hours, *working_hours);
+                let task = Task {
+                    id: new_task_id(),
+                    lead: record.id().to_owned(),
+                    owner: plan.owner.clone(),
+                    open: true,
+                    due,
+                    doc: TaskDoc {
+                        kind: "automation".into(),
+                        title: title.clone(),
+                        created_at: now.to_string(),
+                        created_by: ACTOR.into(),
+                        done_at: None,
+                        actions: Vec::new(),
+                    },
+                    rev: 0,
+                };
+                self.log(
+                    plan,
+                    Some(trigger),
+                    "task",
+                    json!({"task": task.id, "title": title, "due": due.to_string(), "owner": plan.owner}),
+                );
+                plan.save.tasks.push(task);
+            }
+            ActionSpec::Notify { to, message } => {
+                let recipient = match to.as_str() {
+                    "owner" => plan.owner.clone().or_else(|| settings.manager.clone()),
+                    "manager" => settings.manager.clone(),
+                    name => Some(name.to_owned()),
+                };
+                let Some(recipient) = recipient else {
+                    self.log(
+                        plan,
+                        Some(trigger),
+                        "notify",
+                        json!({"skipped": "nobody to notify: no owner and no manager"}),
+                    );
+                    return Ok(());
+                };
+                let label = rules
+                    .triggers
+                    .iter()
+                    .find(|t| t.spec.id == trigger)
+                    .and_then(|t| t.spec.label.clone())
+                    .unwrap_or_else(|| trigger.to_owned());
+                let text = message.clone().unwrap_or_else(|| {
+                    let s = record.score.as_ref();
+                    format!(
+                        "{label}: lead {} is {} (score {})",
+                        record.id(),
+                        s.map_or("unscored", |s| s.band.as_str()),
+                        s.map_or("-".to_owned(), |s| s.score.to_string())
+                    )
+                });
+                let n = Notification {
+                    id: format!("nt_{}", uuid::Uuid::now_v7().simple()),
+                    recipient: recipient.clone(),
+                    lead: Some(record.id().to_owned()),
+                    at: now,
+                    trigger: Some(trigger.to_owned()),
+                    message: text.clone(),
+                    read_at: None,
+                };
+                self.log(
+                    plan,
+                    Some(trigger),
+                    "notify",
+                    json!({"to": recipient, "notification": n.id}),
+                );
+                let h = self.happening(
+                    record,
+                    plan.owner.as_deref(),
+                    "lead.notified",
+                    json!({"recipient": recipient, "message": text, "trigger": trigger}),
+                );
+                plan.save.notifications.push(n);
+                plan.save.happenings.push(h);
+            }
+            ActionSpec::Webhook { event } => {
+                self.log(plan, Some(trigger), "webhook", json!({"event": event}));
+                let h = self.happening(record, plan.owner.as_deref(), event, json!({"trigger": trigger}));
+                plan.save.happenings.push(h);
+            }
+            ActionSpec::Nurture { add } => {
+                self.nurture(plan, record, *add, Some(trigger), "trigger");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Starts the engine's loops; they end when the returned handles are aborted.
+pub fn start(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
+    let engine = Engine::new(state.clone());
+    if !engine.rules().settings.enabled {
+        return Vec::new();
+    }
+    let Some(rx) = engine.handle.take_receiver() else {
+        return Vec::new();
+    };
+    vec![
+        tokio::spawn(work(engine.clone(), rx)),
+        tokio::spawn(due_loop(engine.clone())),
+        tokio::spawn(sweep_loop(engine.clone())),
+        tokio::spawn(super::tasks::due_tasks_loop(state.clone())),
+        tokio::spawn(super::webhooks::deliver_loop(state.clone())),
+    ]
+}
+
+/// Evaluates touched leads, a few at once, each lead by one task at a time.
+async fn work(engine: Engine, mut rx: mpsc::UnboundedReceiver<String>) {
+    let mut queue: VecDeque<String> = VecDeque::new();
+    let mut queued: HashSet<String> = HashSet::new();
+    let mut running: HashSet<String> = HashSet::new();
+    let mut set: tokio::task::JoinSet<String> = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            got = rx.recv() => match got {
+                Some(id) => {
+                    if queued.insert(id.clone()) {
+                        queue.push_back(id);
+                    }
+                    // Take in whatever else is waiting.
+                    while let Ok(id) = rx.try_recv() {
+                        if queued.insert(id.clone()) {
+                            queue.push_back(id);
+                        }
+                    }
+                }
+                None => break,
+            },
+            Some(done) = set.join_next(), if !set.is_empty() => {
+                if let Ok(id) = done {
+                    running.remove(&id);
+                }
+            }
+        }
+        let mut i = 0;
+        while set.len() < PARALLEL && i < queue.len() {
+            if running.contains(&queue[i]) {
+                i += 1;
+                continue;
+            }
+            let id = queue.remove(i).expect("in range");
+            queued.remove(&id);
+            running.insert(id.clone());
+            let engine = engine.clone();
+            set.spawn(async move {
+                if let Err(e) = engine.process(&id).await {
+                    tracing::warn!(error = %e, "automation could not evaluate a lead; it is tried again later");
+                }
+                id
+            });
+        }
+    }
+}
+
+/// Looks at leads whose `next_at` has come.
+async fn due_loop(engine: Engine) {
+    let poll = Duration::from_millis(engine.rules().settings.poll_millis);
+    loop {
+        tokio::time::sleep(poll).await;
+        match engine
+            .state
+            .store
+            .automation()
+            .due(engine.state.now(), 1000)
+            .await
+        {
+            Ok(ids) => engine.handle.touch(ids),
+            Err(e) => tracing::warn!(error = %e, "could not read the leads due for automation"),
+        }
+    }
+}
+
+/// At start, after each model activation and every ten minutes: leads the
+/// automation has not seen as they are; and the reps' loads recounted.
+async fn sweep_loop(engine: Engine) {
+    let automation = engine.state.store.automation();
+    loop {
+        let reps: Vec<String> = engine
+            .rules()
+            .settings
+            .reps
+            .iter()
+            .map(|r| r.name.clone())
+            .collect();
+        if let Err(e) = automation.recount_loads(&reps).await {
+            tracing::warn!(error = %e, "could not recount the reps' loads");
+        }
+        let mut after = String::new();
+        loop {
+            match automation.unseen(&after, 1000).await {
+                Ok(ids) if ids.is_empty() => break,
+                Ok(ids) => {
+                    after = ids.last().cloned().unwrap_or_default();
+                    engine.handle.touch(ids);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not look for leads automation has not seen");
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            _ = engine.handle.sweep.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+        }
+    }
+}
