@@ -57,8 +57,9 @@ const MIN_SAMPLE_STEP: i64 = 60 * SECOND;
 /// rounded to 2 decimals each, plus float noise.
 const BOUND_SLACK: f64 = 0.01 + 1e-9;
 
-/// What `next_change` watches: the band (an index into `model.bands`) and the MQL flag.
-type State = (usize, bool);
+/// What `next_change` watches: the band (an index into `model.bands`), the
+/// MQL flag, and how many of the extra score thresholds the total reaches.
+type State = (usize, bool, usize);
 
 impl ScoringModel {
     /// The hits of these events under this model, as [`ScoringModel::score`]
@@ -88,7 +89,8 @@ impl ScoringModel {
     /// [`ScoringModel::score_hits`] decides them. `hits` is left as it is (the
     /// hits are copied); to probe many moments use [`ScoringModel::next_change`].
     pub fn state_at(&self, fit: &FitOutcome, hits: &[Hit], t: Timestamp) -> (usize, bool) {
-        Probe::new(self, fit, hits).state(t.as_micros())
+        let (band, mql, _) = Probe::new(self, fit, hits, &[]).state(t.as_micros());
+        (band, mql)
     }
 
     /// The earliest moment `t`, `from < t <= horizon`, at which the lead's band
@@ -127,7 +129,22 @@ impl ScoringModel {
         from: Timestamp,
         horizon: Timestamp,
     ) -> Option<Timestamp> {
-        self.next_change_counted(fit, hits, from, horizon).0
+        self.next_change_counted(fit, hits, from, horizon, &[]).0
+    }
+
+    /// [`ScoringModel::next_change`], also watching the (rounded) total
+    /// cross any of `thresholds` (e.g. a trigger on `score >= 80`): the
+    /// earliest moment the band, the MQL flag, or the number of thresholds
+    /// the total reaches differs from `from`'s.
+    pub fn next_change_with(
+        &self,
+        fit: &FitOutcome,
+        hits: &[Hit],
+        from: Timestamp,
+        horizon: Timestamp,
+        thresholds: &[f64],
+    ) -> Option<Timestamp> {
+        self.next_change_counted(fit, hits, from, horizon, thresholds).0
     }
 
     /// [`ScoringModel::next_change`], and how many scores it evaluated.
@@ -137,6 +154,7 @@ impl ScoringModel {
         hits: &[Hit],
         from: Timestamp,
         horizon: Timestamp,
+        thresholds: &[f64],
     ) -> (Option<Timestamp>, usize) {
         // Some 73,000 years either way: far enough for any real moment, and
         // near enough that no sum or difference of two moments overflows.
@@ -148,7 +166,7 @@ impl ScoringModel {
         if horizon <= from {
             return (None, 0);
         }
-        let mut probe = Probe::new(self, fit, hits);
+        let mut probe = Probe::new(self, fit, hits, thresholds);
         let start = probe.state(from);
         let timeline = Timeline::build(self, hits, from, horizon);
         let mut search = Search {
@@ -173,6 +191,8 @@ impl ScoringModel {
 struct Probe<'a> {
     model: &'a ScoringModel,
     fit: &'a FitOutcome,
+    /// Extra thresholds on the total (see `next_change_with`).
+    thresholds: &'a [f64],
     /// `score_hits` sorts this in place; after the first call it stays sorted.
     scratch: Vec<Hit>,
     /// The hits of positive and of negative rules apart, made on first use.
@@ -190,10 +210,11 @@ struct BySign {
 }
 
 impl<'a> Probe<'a> {
-    fn new(model: &'a ScoringModel, fit: &'a FitOutcome, hits: &[Hit]) -> Self {
+    fn new(model: &'a ScoringModel, fit: &'a FitOutcome, hits: &[Hit], thresholds: &'a [f64]) -> Self {
         Probe {
             model,
             fit,
+            thresholds,
             scratch: hits.to_vec(),
             by_sign: None,
             evaluations: 0,
@@ -205,7 +226,8 @@ impl<'a> Probe<'a> {
         let score = self
             .model
             .score_hits(self.fit, &mut self.scratch, Timestamp::from_micros(t));
-        (score.band, score.mql)
+        let reached = self.thresholds.iter().filter(|&&c| score.score >= c).count();
+        (score.band, score.mql, reached)
     }
 
     /// The engagement from positive rules and from negative rules as of `t`,
@@ -474,6 +496,7 @@ impl Search<'_> {
         // A rounded total reaches `c` from about `c - 0.005`: keep a cent away.
         band_bounds
             .chain(mql_threshold)
+            .chain(self.probe.thresholds.iter().copied())
             .all(|c| low >= c + 0.01 || high <= c - 0.01)
     }
 
@@ -548,7 +571,7 @@ mod tests {
         let mut all = hits(0, (0..20).map(|i| 100.0 - f64::from(i)));
         all.extend(hits(1, (0..20).map(|i| 100.0 - 1.5 * f64::from(i))));
         let fit = FitOutcome::default();
-        let (found, evaluations) = m.next_change_counted(&fit, &all, at(100.0), at(400.0));
+        let (found, evaluations) = m.next_change_counted(&fit, &all, at(100.0), at(400.0), &[]);
         let t = found.expect("the lead cools down");
         assert_ne!(m.state_at(&fit, &all, t), m.state_at(&fit, &all, at(100.0)));
         assert!(evaluations < 60, "{evaluations} evaluations");
@@ -560,7 +583,7 @@ mod tests {
         // Ten clicks spread over the coming 90 days keep the lead warm-ish, then it cools down.
         let all = hits(0, (0..10).map(|i| 100.0 + 9.0 * f64::from(i)));
         let fit = FitOutcome::default();
-        let (_, evaluations) = m.next_change_counted(&fit, &all, at(100.0), at(500.0));
+        let (_, evaluations) = m.next_change_counted(&fit, &all, at(100.0), at(500.0), &[]);
         assert!(evaluations < 100, "{evaluations} evaluations");
     }
 
@@ -575,11 +598,11 @@ mod tests {
         let fit = FitOutcome::default();
         // 60 * 0.5^(d / 30) - 40 * 0.5^(d / 3): warm (about 24.7) down to cold, no threshold
         // crossed, so the 90 days need not be sampled every 2.25 hours.
-        let (found, evaluations) = m.next_change_counted(&fit, &all, at(40.0), at(130.0));
+        let (found, evaluations) = m.next_change_counted(&fit, &all, at(40.0), at(130.0), &[]);
         assert_eq!(found, None);
         assert!(evaluations < 10, "{evaluations} evaluations");
         // Near its peak (43.8, MQL), then falling below the MQL threshold of 40 on day 16.6.
-        let (found, evaluations) = m.next_change_counted(&fit, &all, at(10.0), at(365.0));
+        let (found, evaluations) = m.next_change_counted(&fit, &all, at(10.0), at(365.0), &[]);
         let t = found.expect("it cools down");
         assert!(t > at(16.5) && t < at(16.7), "{t}");
         assert_eq!(m.state_at(&fit, &all, t), (1, false));

@@ -1,6 +1,6 @@
 //! Totals, rounding, band, grade, MQL and the explanation: one lead scored as of a moment.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use crate::behavior::Hit;
 use crate::event::Event;
@@ -195,21 +195,7 @@ impl ScoringModel {
     /// same id count once (the first one given wins); the slice order is the
     /// ingest order.
     pub fn score(&self, lead: &Lead, events: &[Event], as_of: Timestamp) -> Score {
-        let mut seen: HashSet<&str, foldhash::fast::RandomState> = HashSet::default();
-        seen.reserve(events.len());
-        let mut hits = Vec::with_capacity(events.len());
-        for (seq, event) in events.iter().enumerate() {
-            if !seen.insert(event.id.as_str()) {
-                continue;
-            }
-            for rule in self.rules_for_event(&event.kind, &event.properties) {
-                hits.push(Hit {
-                    rule,
-                    at: event.occurred_at,
-                    seq: seq as u64,
-                });
-            }
-        }
+        let mut hits = self.hits_for_events(events);
         self.score_hits(&self.evaluate_fit(lead), &mut hits, as_of)
     }
 }

@@ -139,6 +139,30 @@ fn a_hot_lead_cools_to_warm_at_the_second_its_decay_crosses_the_band() {
 }
 
 #[test]
+fn a_score_threshold_inside_a_band_is_watched_when_asked() {
+    let m = model(
+        0.0,
+        "[[behavior]]\nid = \"click\"\nevents = [\"email_clicked\"]\npoints = 70\nhalf_life_days = 10\n",
+    );
+    let lead = Lead::new("L1");
+    let fit = m.evaluate_fit(&lead);
+    let hits = m.hits_for_events(&[click("c1", t0())]);
+    // 70 falls below 60 (still hot) after 10 log2(70 / 59.995) days.
+    let expected = after(10.0 * (70.0f64 / 59.995).log2());
+    let found = m
+        .next_change_with(&fit, &hits, t0(), after(365.0), &[60.0])
+        .expect("the total crosses 60");
+    assert!(
+        (found.as_micros() - expected.as_micros()).abs() <= SECOND,
+        "{found} vs {expected}"
+    );
+    let score = |t| m.score_hits(&fit, &mut hits.clone(), t).score;
+    assert!(score(found) < 60.0 && score(plus(found, -SECOND)) >= 60.0);
+    // Without the threshold the next change is the band's, later.
+    assert!(m.next_change(&fit, &hits, t0(), after(365.0)).unwrap() > found);
+}
+
+#[test]
 fn a_negative_rule_fading_lets_the_score_rise() {
     let m = model(
         40.0,

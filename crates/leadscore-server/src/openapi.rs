@@ -207,7 +207,7 @@ fn automation(doc: &mut Value) {
     });
     let schemas = json!({
         "NewWebhook": {"type": "object", "required": ["url", "events", "secret"], "additionalProperties": false, "properties": {
-            "url": {"type": "string", "description": "http:// URL of the receiver"},
+            "url": {"type": "string", "description": "http:// or https:// URL of the receiver"},
             "events": {"type": "array", "items": {"type": "string"}}, "secret": {"type": "string", "minLength": 16}}},
         "Webhook": {"type": "object", "properties": {"id": {"type": "string"}, "url": {"type": "string"},
             "events": {"type": "array", "items": {"type": "string"}}, "created_at": {"type": "string"},

@@ -139,7 +139,8 @@ impl Settings {
         format!(
             "# leadscore settings. Precedence: these defaults, then this file \
              (--config FILE), then LEADSCORE_* variables\n# (LEADSCORE_LISTEN, \
-             LEADSCORE_DATABASE_URL, LEADSCORE_MAX_BODY_BYTES, LEADSCORE_LOG_FORMAT), then flags.\n\n{body}"
+             LEADSCORE_DATABASE_URL, LEADSCORE_MAX_BODY_BYTES, LEADSCORE_LOG_FORMAT), then flags.\n\
+             # Automation (triggers, reps, webhooks): docs/automation.md; a sample: examples/automation.toml.\n\n{body}"
         )
     }
 }
@@ -171,6 +172,14 @@ mod tests {
             Settings::default()
         );
         assert_eq!(Settings::default().qualification.framework().name, "bant");
+    }
+
+    #[test]
+    fn the_sample_automation_settings_load() {
+        let text = include_str!("../../../examples/automation.toml");
+        let s = Settings::load(Some(("examples/automation.toml", text)), |_| None).unwrap();
+        assert_eq!(s.automation.reps.len(), 3);
+        assert_eq!(s.automation.compile().unwrap().triggers.len(), 3);
     }
 
     #[test]

@@ -253,6 +253,8 @@ pub struct Claimed {
     pub payload: String,
     /// Tries before this one.
     pub attempts: i64,
+    /// Until when this claim stands.
+    pub lease: Timestamp,
 }
 
 /// How a try went.
@@ -267,6 +269,8 @@ pub struct Attempt {
     pub ok: bool,
     /// When to try again; `None` with `ok` false: given up.
     pub retry_at: Option<Timestamp>,
+    /// The lease the delivery was claimed with.
+    pub lease: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -305,7 +309,7 @@ pub struct Automation {
     sql: Arc<dyn SqlRunner>,
 }
 
-const STATE_SELECT: &str = "SELECT rev, lead_version, workflow_rev, next_at, nurture_since, counted_owner, doc FROM automation WHERE lead = $1";
+const STATE_SELECT: &str = "SELECT lead, rev, lead_version, workflow_rev, next_at, nurture_since, counted_owner, doc FROM automation";
 const DELIVERY_SELECT: &str = "SELECT id, webhook, lead, type, occurred_at, state, attempts, next_at, \
      delivered_at, last_status, last_error FROM deliveries";
 
@@ -321,9 +325,11 @@ impl Automation {
     /// The stored states of these leads (leads without one are left out).
     pub async fn states(&self, ids: &[String]) -> Result<HashMap<String, AutomationRecord>> {
         let mut out = HashMap::new();
-        for id in ids {
-            if let Some(r) = self.rows(STATE_SELECT, vec![id.into()]).await?.pop() {
-                out.insert(id.clone(), record_from(&r)?);
+        for chunk in ids.chunks(500) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!("{STATE_SELECT} WHERE lead IN ({})", marks.join(", "));
+            for r in self.rows(&sql, chunk.iter().map(Val::from).collect()).await? {
+                out.insert(text(&r[0])?, record_from(&r[1..])?);
             }
         }
         Ok(out)
@@ -347,7 +353,8 @@ impl Automation {
             ops.push(guard(
                 "INSERT INTO automation (lead, rev, lead_version, workflow_rev, next_at, nurture_since, counted_owner, doc) \
                  SELECT CAST($1 AS TEXT), 1, CAST($2 AS BIGINT), CAST($3 AS BIGINT), CAST($4 AS BIGINT), CAST($5 AS BIGINT), \
-                 CAST($6 AS TEXT), CAST($7 AS TEXT) WHERE EXISTS (SELECT 1 FROM leads WHERE id = $1) \
+                 CAST($6 AS TEXT), CAST($7 AS TEXT) WHERE EXISTS (SELECT 1 FROM leads WHERE id = $1 AND version = $2) \
+                 AND COALESCE((SELECT rev FROM workflow WHERE lead = $1), 0) = $3 \
                  ON CONFLICT (lead) DO NOTHING",
                 cols,
             ));
@@ -356,14 +363,16 @@ impl Automation {
             args.push(s.rev.into());
             ops.push(guard(
                 "UPDATE automation SET rev = rev + 1, lead_version = $2, workflow_rev = $3, next_at = $4, \
-                 nurture_since = $5, counted_owner = $6, doc = $7 WHERE lead = $1 AND rev = $8",
+                 nurture_since = $5, counted_owner = $6, doc = $7 WHERE lead = $1 AND rev = $8 \
+                 AND EXISTS (SELECT 1 FROM leads WHERE id = $1 AND version = $2) \
+                 AND COALESCE((SELECT rev FROM workflow WHERE lead = $1), 0) = $3",
                 args,
             ));
         }
-        // Decrements first, then increments in rep order (no two
-        // transactions wait on each other's rows in opposite orders).
+        // In rep order: no two transactions wait on each other's rows in
+        // opposite orders.
         let mut loads = s.loads.clone();
-        loads.sort_by(|a, b| (a.delta > 0, &a.rep).cmp(&(b.delta > 0, &b.rep)));
+        loads.sort_by(|a, b| a.rep.cmp(&b.rep));
         let first_load = ops.len();
         for l in &loads {
             ops.push(exec(
@@ -458,6 +467,29 @@ impl Automation {
             .and_then(|r| r[0].int()))
     }
 
+    /// Sets a watermark or other stored number.
+    pub async fn set_meta(&self, key: &str, value: i64) -> Result<()> {
+        self.sql
+            .run(vec![exec(
+                "INSERT INTO automation_meta (key, value) VALUES ($1, $2) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                vec![key.into(), value.into()],
+            )])
+            .await?
+            .map_err(|_| StoreError::Database("set_meta".into()))?;
+        Ok(())
+    }
+
+    /// Lead ids after `after`, in order (to look at every lead again).
+    pub async fn lead_ids(&self, after: &str, limit: usize) -> Result<Vec<String>> {
+        ids(self
+            .rows(
+                "SELECT id FROM leads WHERE id > $1 ORDER BY id LIMIT $2",
+                vec![after.into(), (limit as i64).into()],
+            )
+            .await?)
+    }
+
     /// Leads whose `next_at` has come, soonest first.
     pub async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<String>> {
         ids(self
@@ -504,6 +536,12 @@ impl Automation {
                 )
             })
             .collect();
+        if self.sql.postgres() {
+            // Under READ COMMITTED the UPDATE's count would come from a
+            // snapshot taken before it waited for a save holding a row:
+            // take the rows first, then count with a fresh snapshot.
+            ops.push(query("SELECT rep FROM rep_load ORDER BY rep FOR UPDATE", vec![]));
+        }
         ops.push(exec(
             "UPDATE rep_load SET open_leads = (SELECT COUNT(*) FROM automation a WHERE a.counted_owner = rep_load.rep)",
             vec![],
@@ -673,12 +711,16 @@ impl Automation {
                     kind: text(&r[2])?,
                     payload: text(&r[3])?,
                     attempts: r[4].int().unwrap_or(0),
+                    lease: lease_until,
                 })
             })
             .collect()
     }
 
-    /// Records tries: delivered, to retry at a time, or given up.
+    /// Records tries: delivered, to retry at a time, or given up. A try
+    /// counts only while its claim stands (`next_at` still the lease it was
+    /// claimed with): a late answer after the lease ran out, or after a
+    /// redelivery by hand, is not recorded over the newer state.
     pub async fn record(&self, attempts: &[Attempt]) -> Result<()> {
         if attempts.is_empty() {
             return Ok(());
@@ -693,7 +735,7 @@ impl Automation {
             ops.push(exec(
                 "UPDATE deliveries SET attempts = attempts + 1, state = $2, next_at = $3, \
                  delivered_at = CASE WHEN $2 = 'delivered' THEN $4 ELSE delivered_at END, \
-                 last_status = $5, last_error = $6 WHERE id = $1",
+                 last_status = $5, last_error = $6 WHERE id = $1 AND state = 'pending' AND next_at = $7",
                 vec![
                     a.delivery.as_str().into(),
                     state.into(),
@@ -701,20 +743,27 @@ impl Automation {
                     a.at.into(),
                     a.status.into(),
                     a.error.clone().into(),
+                    a.lease.into(),
                 ],
             ));
-            ops.push(exec(
+            let log = exec(
                 "INSERT INTO delivery_attempts (delivery, attempt, at, status, error, millis) \
-                 SELECT id, attempts, CAST($2 AS BIGINT), CAST($3 AS BIGINT), CAST($4 AS TEXT), CAST($5 AS BIGINT) \
-                 FROM deliveries WHERE id = $1 ON CONFLICT (delivery, attempt) DO NOTHING",
+                 SELECT id, attempts + 1, CAST($2 AS BIGINT), CAST($3 AS BIGINT), CAST($4 AS TEXT), CAST($5 AS BIGINT) \
+                 FROM deliveries WHERE id = $1 AND state = 'pending' AND next_at = $6 \
+                 ON CONFLICT (delivery, attempt) DO NOTHING",
                 vec![
                     a.delivery.as_str().into(),
                     a.at.into(),
                     a.status.into(),
                     a.error.clone().into(),
                     a.millis.into(),
+                    a.lease.into(),
                 ],
-            ));
+            );
+            // The log line first, while the claim is still as it was.
+            let update = ops.pop().expect("just pushed");
+            ops.push(log);
+            ops.push(update);
         }
         self.sql
             .run(ops)
@@ -806,7 +855,7 @@ impl Automation {
         self.rows(
             "SELECT id, lead, owner, due_at, doc FROM tasks WHERE state = 'open' AND due_at > $1 AND due_at <= $2 \
              ORDER BY due_at, id LIMIT $3",
-            vec![from.into(), to.into(), (limit as i64).into()],
+            vec![from.into(), to.into(), (limit.min(i64::MAX as usize) as i64).into()],
         )
         .await?
         .into_iter()

@@ -571,3 +571,160 @@ async fn a_reopened_database_keeps_everything() {
     assert_eq!(stored.score, recomputed(&*s, "L1", t0()).await.score);
     assert_eq!(stored.score, 50.75);
 }
+
+/// Automation's storage: saves are compare-and-set on the state, the lead's
+/// version and the workflow's revision; a rep's last slot goes to one save
+/// only; deliveries are claimed with a lease and a late answer is not
+/// recorded over a newer claim.
+#[tokio::test]
+async fn automation_saves_are_guarded_and_deliveries_leased() {
+    use leadscore_store::automation::*;
+    for f in backends().await {
+        let s = &*f.store;
+        let a = s.automation();
+        with_spec_model(s).await;
+        s.write_leads(
+            vec![new(spec_lead("A1")), new(spec_lead("A2"))],
+            OnConflict::Refuse,
+            t0(),
+        )
+        .await
+        .unwrap();
+        let version = s.get_lead("A1").await.unwrap().unwrap().version;
+        let save = |lead: &str, rev: i64, version: i64, loads: Vec<LoadChange>| AutomationSave {
+            lead: lead.into(),
+            rev,
+            record: AutomationRecord {
+                lead_version: version,
+                doc: serde_json::json!({"n": rev}),
+                counted_owner: Some("an".into()),
+                ..Default::default()
+            },
+            owner: Some(Some("an".into())),
+            loads,
+            now: t0(),
+            ..Default::default()
+        };
+        let take = |cap| {
+            vec![LoadChange {
+                rep: "an".into(),
+                delta: 1,
+                capacity: Some(cap),
+            }]
+        };
+        // A stale lead version is refused, and so is a stale revision.
+        assert_eq!(
+            a.save(save("A1", 0, version - 1, vec![])).await.unwrap(),
+            Saved::Changed,
+            "{}",
+            s.backend()
+        );
+        assert_eq!(
+            a.save(save("A1", 0, version, take(1))).await.unwrap(),
+            Saved::Done
+        );
+        assert_eq!(
+            a.save(save("A1", 0, version, vec![])).await.unwrap(),
+            Saved::Changed
+        );
+        assert_eq!(
+            s.get_lead("A1").await.unwrap().unwrap().owner.as_deref(),
+            Some("an")
+        );
+        // The rep is full at 1: the next lead is refused as a whole.
+        let v2 = s.get_lead("A2").await.unwrap().unwrap().version;
+        assert_eq!(
+            a.save(save("A2", 0, v2, take(1))).await.unwrap(),
+            Saved::Full("an".into())
+        );
+        assert_eq!(
+            s.get_lead("A2").await.unwrap().unwrap().owner,
+            None,
+            "nothing of a refused save stays"
+        );
+        assert!(a.states(&["A2".into()]).await.unwrap().is_empty());
+        assert_eq!(a.loads().await.unwrap()[0].open_leads, 1);
+        // The count is recomputed from the states.
+        a.recount_loads(&["an".into(), "binh".into()]).await.unwrap();
+        let loads = a.loads().await.unwrap();
+        assert_eq!(
+            loads
+                .iter()
+                .map(|l| (l.rep.as_str(), l.open_leads))
+                .collect::<Vec<_>>(),
+            [("an", 1), ("binh", 0)]
+        );
+
+        // Deliveries: one per subscription of the happening's type.
+        for (id, events) in [
+            ("w1", vec!["lead.mql".to_string()]),
+            ("w2", vec!["*".to_string()]),
+            ("w3", vec!["task.due".to_string()]),
+        ] {
+            a.create_webhook(&Webhook {
+                id: id.into(),
+                url: "http://127.0.0.1:9/".into(),
+                events,
+                secret: "x".repeat(16),
+                created_at: t0(),
+                created_by: None,
+                active: true,
+            })
+            .await
+            .unwrap();
+        }
+        let h = Happening {
+            id: "h1".into(),
+            kind: "lead.mql".into(),
+            lead: Some("A1".into()),
+            occurred_at: t0(),
+            payload: serde_json::json!({"type": "lead.mql"}),
+        };
+        assert!(a.emit(std::slice::from_ref(&h), "k", 0, 1).await.unwrap());
+        assert!(
+            !a.emit(&[h], "k", 0, 1).await.unwrap(),
+            "a moved watermark refuses the second"
+        );
+        let lease = Timestamp::from_micros(t0().as_micros() + 60_000_000);
+        let claimed = a.claim(t0(), lease, 10).await.unwrap();
+        let mut ids: Vec<&str> = claimed.iter().map(|c| c.id.as_str()).collect();
+        ids.sort();
+        assert_eq!(ids, ["h1.w1", "h1.w2"], "{}", s.backend());
+        assert!(
+            a.claim(t0(), lease, 10).await.unwrap().is_empty(),
+            "claimed ones are set aside"
+        );
+        // A redelivery by hand, then the first try's late answer: ignored.
+        assert!(a.redeliver("w1", "h1.w1", t0()).await.unwrap());
+        let attempt = |c: &Claimed, ok| Attempt {
+            delivery: c.id.clone(),
+            at: t0(),
+            status: Some(if ok { 200 } else { 500 }),
+            error: None,
+            millis: 3,
+            ok,
+            retry_at: (!ok).then_some(lease),
+            lease: c.lease,
+        };
+        let w1 = claimed.iter().find(|c| c.id == "h1.w1").unwrap();
+        let w2 = claimed.iter().find(|c| c.id == "h1.w2").unwrap();
+        a.record(&[attempt(w1, false), attempt(w2, true)]).await.unwrap();
+        let (d1, tries1) = a.delivery("h1.w1").await.unwrap().unwrap();
+        assert_eq!(
+            (d1.state.as_str(), d1.attempts, tries1.len()),
+            ("pending", 0, 0),
+            "{d1:?}"
+        );
+        let (d2, tries2) = a.delivery("h1.w2").await.unwrap().unwrap();
+        assert_eq!(
+            (d2.state.as_str(), d2.attempts, tries2.len()),
+            ("delivered", 1, 1),
+            "{d2:?}"
+        );
+        // Erasing the lead erases its deliveries and frees nothing twice.
+        assert!(s.delete_lead("A1").await.unwrap());
+        assert!(a.delivery("h1.w2").await.unwrap().is_none());
+        a.recount_loads(&["an".into()]).await.unwrap();
+        assert_eq!(a.loads().await.unwrap()[0].open_leads, 0);
+    }
+}

@@ -4,7 +4,8 @@
 //! and what is wrong.
 
 use leadscore_core::calendar::WorkingCalendar;
-use leadscore_core::{FitRule, model::condition_rule};
+use leadscore_core::fit::{Condition, Operand};
+use leadscore_core::{FieldRef, FitRule, model::condition_rule};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -236,6 +237,11 @@ pub struct Rules {
     pub settings: AutomationSettings,
     pub calendar: WorkingCalendar,
     pub triggers: Vec<Trigger>,
+    /// The bounds of trigger conditions on `score`: aging watches the
+    /// total cross them as well as band and MQL changes.
+    pub score_thresholds: Vec<f64>,
+    /// A fingerprint of the settings: when it changes, every lead is looked at again.
+    pub fingerprint: i64,
 }
 
 impl AutomationSettings {
@@ -332,10 +338,32 @@ impl AutomationSettings {
                 when,
             });
         }
+        let mut score_thresholds: Vec<f64> = triggers
+            .iter()
+            .flat_map(|t| &t.when)
+            .filter(|c| matches!(&c.field, FieldRef::Custom(f) if f == "score"))
+            .flat_map(|c| match &c.condition {
+                Condition::Range { lower, upper } => {
+                    [lower.as_ref().map(|b| b.value), upper.as_ref().map(|b| b.value)]
+                }
+                Condition::Equals(Operand::Number(n)) => [Some(*n), None],
+                _ => [None, None],
+            })
+            .flatten()
+            .collect();
+        score_thresholds.sort_by(f64::total_cmp);
+        score_thresholds.dedup();
+        let fingerprint = {
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(toml::to_string(self).unwrap_or_default().as_bytes());
+            i64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
+        };
         Ok(Rules {
             settings: self.clone(),
             calendar,
             triggers,
+            score_thresholds,
+            fingerprint,
         })
     }
 }

@@ -36,6 +36,8 @@ use crate::AppState;
 const MICROS_PER_HOUR: f64 = 3_600_000_000.0;
 /// Leads evaluated at once.
 const PARALLEL: usize = 8;
+/// Where the fingerprint of the settings last used is kept.
+const SETTINGS_KEY: &str = "settings_fingerprint";
 /// Who the lead log names for what automation did.
 pub const ACTOR: &str = "automation";
 
@@ -221,8 +223,22 @@ impl Engine {
             let horizon = Timestamp::from_micros(
                 now.as_micros() + i64::from(settings.horizon_days) * 24 * micros_hours(1.0),
             );
-            if let Some(t) = m.model.next_change(&fit, &hits, now, horizon) {
-                next_at.push(t);
+            match m
+                .model
+                .next_change_with(&fit, &hits, now, horizon, &rules.score_thresholds)
+            {
+                Some(t) => next_at.push(t),
+                // Nothing changes within the horizon: look again then, if
+                // anything about the score depends on time at all.
+                None if m
+                    .model
+                    .behavior
+                    .iter()
+                    .any(|b| b.half_life_days.is_some() || b.window_days.is_some()) =>
+                {
+                    next_at.push(horizon)
+                }
+                None => {}
             }
         }
 
@@ -367,8 +383,15 @@ impl Engine {
                     next_at.push(due);
                 }
             }
-        } else if plan.nurture.is_some() && (mql || status == Status::Converted) {
-            let why = if mql { "warmed_up" } else { "converted" };
+        } else if plan.nurture.is_some()
+            && (mql || matches!(status, Status::Converted | Status::Disqualified))
+        {
+            // Lost deals stay: recycling them is what nurture is for.
+            let why = match status {
+                _ if mql => "warmed_up",
+                Status::Converted => "converted",
+                _ => "disqualified",
+            };
             self.nurture(&mut plan, &record, false, None, why);
         }
 
@@ -568,9 +591,18 @@ impl Engine {
                             json!({"from": from, "to": rep.name, "strategy": strategy}),
                         );
                     }
+                    None if owned_by_rep => {
+                        // An escalation found no other rep: the lead stays.
+                        self.log(
+                            plan,
+                            Some(trigger),
+                            "assign",
+                            json!({"kept": plan.owner, "reason": "no other rep matches the lead with room to take it"}),
+                        );
+                    }
                     None => {
                         let fallback = settings.fallback_owner.clone();
-                        if plan.owner.as_deref() != Some(&fallback) && !owned_by_rep {
+                        if plan.owner.as_deref() != Some(&fallback) {
                             plan.owner = Some(fallback.clone());
                             plan.save.owner = Some(plan.owner.clone());
                         }
@@ -768,6 +800,32 @@ async fn due_loop(engine: Engine) {
 /// automation has not seen as they are; and the reps' loads recounted.
 async fn sweep_loop(engine: Engine) {
     let automation = engine.state.store.automation();
+    // New or changed settings (a trigger added, a rep's territory moved):
+    // every lead is looked at once under them.
+    let fingerprint = engine.rules().fingerprint;
+    match automation.watermark(SETTINGS_KEY).await {
+        Ok(Some(f)) if f == fingerprint => {}
+        Ok(_) => {
+            let mut after = String::new();
+            loop {
+                match automation.lead_ids(&after, 1000).await {
+                    Ok(ids) if ids.is_empty() => break,
+                    Ok(ids) => {
+                        after = ids.last().cloned().unwrap_or_default();
+                        engine.handle.touch(ids);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not list the leads to look at under new settings");
+                        break;
+                    }
+                }
+            }
+            if let Err(e) = automation.set_meta(SETTINGS_KEY, fingerprint).await {
+                tracing::warn!(error = %e, "could not record the automation settings' fingerprint");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not read the automation settings' fingerprint"),
+    }
     loop {
         let reps: Vec<String> = engine
             .rules()

@@ -37,11 +37,19 @@ async fn announce(state: &AppState) -> Result<(), leadscore_store::StoreError> {
         return Ok(());
     }
     const BATCH: usize = 500;
-    let tasks = automation
+    let mut tasks = automation
         .due_tasks(Timestamp::from_micros(from), now, BATCH)
         .await?;
+    // A full batch ends at its last due time, with every task due then
+    // (many tasks share a due time: 4 working hours after a night).
     let to = match tasks.last() {
-        Some(t) if tasks.len() == BATCH => t.due.as_micros(),
+        Some(last) if tasks.len() == BATCH => {
+            let at = last.due;
+            let before = Timestamp::from_micros(at.as_micros() - 1);
+            tasks.retain(|t| t.due < at);
+            tasks.extend(automation.due_tasks(before, at, usize::MAX).await?);
+            at.as_micros()
+        }
         _ => now.as_micros(),
     };
     let mut happenings = Vec::with_capacity(tasks.len());

@@ -18,8 +18,8 @@ use crate::AppState;
 
 /// The signature header: `sha256=<hex HMAC-SHA256 of the raw body>`.
 pub const SIGNATURE_HEADER: &str = "X-Leadscore-Signature";
-/// How long a claimed delivery is set aside for its sender.
-const LEASE: Duration = Duration::from_secs(120);
+/// A round claims this many deliveries per sender slot.
+const WAVES: usize = 8;
 
 /// `sha256=` and the hex HMAC-SHA256 of `body` keyed with `secret`.
 pub fn signature(secret: &str, body: &[u8]) -> String {
@@ -50,6 +50,9 @@ pub fn backoff(settings: &WebhookSettings, failed: u32) -> Duration {
 pub async fn deliver_loop(state: AppState) {
     let settings = state.automation.rules.settings.webhooks.clone();
     let poll = Duration::from_millis(state.automation.rules.settings.poll_millis);
+    // TLS with rustls and the `ring` provider (no OpenSSL, no cmake); the
+    // system's certificate store decides whom to trust.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_millis(settings.timeout_millis))
         .pool_max_idle_per_host(settings.concurrency)
@@ -89,8 +92,11 @@ async fn round(
 ) -> Result<usize, leadscore_store::StoreError> {
     let automation = state.store.automation();
     let now = state.now();
-    let lease = Timestamp::from_micros(now.as_micros() + LEASE.as_micros() as i64);
-    let claimed = automation.claim(now, lease, settings.concurrency * 8).await?;
+    // Set aside for as long as the round can take (every wave timing out),
+    // and a minute more: only then may another instance take them up.
+    let lease_for = Duration::from_millis(settings.timeout_millis) * WAVES as u32 + Duration::from_secs(60);
+    let lease = Timestamp::from_micros(now.as_micros() + lease_for.as_micros() as i64);
+    let claimed = automation.claim(now, lease, settings.concurrency * WAVES).await?;
     if claimed.is_empty() {
         return Ok(0);
     }
@@ -177,6 +183,7 @@ async fn send(
     let retry_at = (!ok && tries < settings.max_attempts)
         .then(|| Timestamp::from_micros(at.as_micros() + backoff(settings, tries).as_micros() as i64));
     Attempt {
+        lease: c.lease,
         delivery: c.id,
         at,
         status,

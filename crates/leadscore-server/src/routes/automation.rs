@@ -18,6 +18,15 @@ use crate::error::{ApiError, ApiResult};
 use crate::wire;
 
 const ADMIN: [Role; 1] = [Role::Admin];
+
+/// Ids with a NUL byte name nothing (and the databases refuse them).
+fn id_ok(what: &str, id: &str) -> ApiResult<()> {
+    if id.contains('\0') {
+        Err(ApiError::not_found(format!("that {what}")))
+    } else {
+        Ok(())
+    }
+}
 const MANAGERS: [Role; 2] = [Role::Admin, Role::Manager];
 
 /// The happenings leadscore itself produces (triggers may add their own).
@@ -64,11 +73,10 @@ pub async fn create(
     let url = w.url.trim();
     let parsed =
         reqwest::Url::parse(url).map_err(|e| ApiError::invalid("url", format!("`url` is not a URL: {e}")))?;
-    if parsed.scheme() != "http" {
+    if !matches!(parsed.scheme(), "http" | "https") {
         return Err(ApiError::invalid(
             "url",
-            "`url` must be an http:// URL: this build sends webhooks without TLS; \
-             put the receiver (or a TLS-terminating proxy) on an http address you trust",
+            "`url` must be an http:// or https:// URL",
         ));
     }
     if parsed.host_str().is_none() {
@@ -126,6 +134,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     who.require(&ADMIN, "manage webhooks")?;
+    id_ok("webhook", &id)?;
     if state.store.automation().delete_webhook(&id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -141,6 +150,7 @@ pub struct DeliveryParams {
 }
 
 async fn known_webhook(state: &AppState, id: &str) -> ApiResult<()> {
+    id_ok("webhook", id)?;
     if state
         .store
         .automation()
@@ -189,6 +199,7 @@ pub async fn delivery(
     Path((id, delivery)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     who.require(&ADMIN, "manage webhooks")?;
+    id_ok("delivery", &delivery)?;
     match state.store.automation().delivery(&delivery).await? {
         Some((d, tries)) if d.webhook == id => {
             let mut v = serde_json::to_value(&d).expect("a delivery serializes");
@@ -209,6 +220,8 @@ pub async fn redeliver(
     Path((id, delivery)): Path<(String, String)>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     who.require(&ADMIN, "manage webhooks")?;
+    id_ok("delivery", &delivery)?;
+    id_ok("webhook", &id)?;
     if !state
         .store
         .automation()
@@ -261,6 +274,7 @@ pub async fn mark_read(
 ) -> ApiResult<StatusCode> {
     who.require(&[Role::Admin, Role::Manager, Role::Rep], "read notifications")?;
     let user = who.user.clone().unwrap_or_default();
+    id_ok("notification", &id)?;
     if state
         .store
         .automation()
@@ -289,6 +303,9 @@ pub async fn nurture(
     who.require(&MANAGERS, "read the nurture list")?;
     let Query(p) = params?;
     let limit = page_limit(p.limit, 200)?;
+    if let Some(a) = &p.after {
+        wire::no_control("after", a)?;
+    }
     let items = state
         .store
         .automation()

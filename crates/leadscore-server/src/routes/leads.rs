@@ -158,6 +158,18 @@ pub async fn delete(
     who.require(&[Role::Admin, Role::Manager], "erase leads")?;
     if state.store.delete_lead(&id).await? {
         tracing::info!(lead = %id, "lead erased with its events and history");
+        // Its rep's slot is free again.
+        let reps: Vec<String> = state
+            .automation
+            .rules
+            .settings
+            .reps
+            .iter()
+            .map(|r| r.name.clone())
+            .collect();
+        if let Err(e) = state.store.automation().recount_loads(&reps).await {
+            tracing::warn!(error = %e, "could not recount the reps' loads after an erasure");
+        }
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("lead `{id}`")))
