@@ -67,6 +67,11 @@ enum Command {
         #[command(flatten)]
         db: service::DbArgs,
     },
+    /// Manage the users of the web pages.
+    User {
+        #[command(subcommand)]
+        command: service::UserCommand,
+    },
     /// Manage API tokens.
     Token {
         #[command(subcommand)]
@@ -243,6 +248,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Serve { listen, demo, db } => service::serve(&db, listen.as_deref(), demo),
         Command::Token { command } => service::token(&command),
+        Command::User { command } => service::user(&command),
         Command::Import { file, upsert, db } => service::import_file(&db, &file, upsert),
         Command::Export { output, db } => service::export(&db, output.as_deref()),
         Command::Tasks {

@@ -36,6 +36,24 @@ pub enum TokenCommand {
     },
 }
 
+#[derive(Debug, clap::Subcommand)]
+pub enum UserCommand {
+    /// Make a user of the web pages (or reset one: new password, role, language).
+    /// The password is read from standard input (one line), never from the command line.
+    Create {
+        /// The user name (reps: the owner name on their leads).
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_parser = ["admin", "manager", "rep"])]
+        role: String,
+        /// The pages' language.
+        #[arg(long, default_value = "en", value_parser = ["en", "vi", "uk"])]
+        locale: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
 /// Settings from defaults, the file, the environment, then these flags.
 pub fn settings(db: &DbArgs, listen: Option<&str>) -> Result<Settings> {
     let text;
@@ -155,6 +173,43 @@ pub fn token(cmd: &TokenCommand) -> Result<()> {
             user.as_ref().map(|u| format!(" for {u}")).unwrap_or_default()
         );
         println!("{secret}");
+        Ok(())
+    })
+}
+
+pub fn user(cmd: &UserCommand) -> Result<()> {
+    let UserCommand::Create {
+        name,
+        role,
+        locale,
+        db,
+    } = cmd;
+    let name = name.trim();
+    if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+        bail!("--name: 1 to 100 characters, no control characters");
+    }
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .context("cannot read the password from standard input")?;
+    let password = password.trim_end_matches(['\n', '\r']);
+    leadscore_server::web::session::check_password(password).map_err(anyhow::Error::msg)?;
+    let hash = leadscore_server::web::session::hash_password(password).map_err(anyhow::Error::msg)?;
+    let s = settings(db, None)?;
+    runtime()?.block_on(async move {
+        let store = open(&s).await?;
+        store
+            .accounts()
+            .put_user(&leadscore_store::accounts::User {
+                name: name.to_owned(),
+                password_hash: hash,
+                role: role.clone(),
+                locale: locale.clone(),
+                created_at: crate::now(),
+                active: true,
+            })
+            .await?;
+        println!("User `{name}` ({role}, {locale}) can sign in at /login.");
         Ok(())
     })
 }

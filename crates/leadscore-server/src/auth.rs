@@ -128,14 +128,30 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| {
-                ApiError::unauthorized(
-                    "send `Authorization: Bearer TOKEN` (make one with `leadscore token create`)",
-                )
-            })?;
+        let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
+            // The web pages: a session cookie, and for a change its CSRF token.
+            if let Some((_, session)) = crate::web::session::of_request(parts, state).await? {
+                let safe = matches!(parts.method, axum::http::Method::GET | axum::http::Method::HEAD);
+                let sent = parts
+                    .headers
+                    .get(crate::web::session::CSRF_HEADER)
+                    .and_then(|h| h.to_str().ok());
+                if !safe && sent != Some(session.csrf.as_str()) {
+                    return Err(ApiError::forbidden(
+                        "a change from the web pages carries the page's CSRF token (X-CSRF-Token)",
+                    ));
+                }
+                let role = Role::parse(&session.user.role)
+                    .ok_or_else(|| ApiError::unauthorized("the session's user has no valid role"))?;
+                return Ok(Principal {
+                    role,
+                    user: Some(session.user.name),
+                });
+            }
+            return Err(ApiError::unauthorized(
+                "send `Authorization: Bearer TOKEN` (make one with `leadscore token create`)",
+            ));
+        };
         let secret = header
             .to_str()
             .ok()

@@ -14,6 +14,7 @@ pub mod reports;
 mod routes;
 pub mod settings;
 pub mod view;
+pub mod web;
 pub mod wire;
 
 use std::future::Future;
@@ -98,6 +99,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", routes::api())
         .merge(routes::ops())
+        .merge(web::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

@@ -21,6 +21,27 @@ pub struct Settings {
     pub rating: RatingPolicy,
     /// Triggers, reps and routing, nurture, working hours, webhook delivery.
     pub automation: crate::automation::AutomationSettings,
+    /// The web pages.
+    pub web: WebSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebSettings {
+    /// Mark the session cookie `Secure` (sent over HTTPS only; browsers also
+    /// send it to http://localhost). Turn off only behind a trusted plain-HTTP hop.
+    pub secure_cookies: bool,
+    /// The language of the login page when the browser asks for none we speak.
+    pub default_locale: String,
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        WebSettings {
+            secure_cookies: true,
+            default_locale: "en".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,6 +92,7 @@ impl Default for Settings {
             qualification: QualificationSettings::default(),
             rating: RatingPolicy::default(),
             automation: Default::default(),
+            web: WebSettings::default(),
         }
     }
 }
@@ -130,6 +152,13 @@ impl Settings {
         }
         s.rating.validate().map_err(|e| format!("rating: {e}"))?;
         s.automation.compile()?;
+        if !crate::web::i18n::LOCALES.contains(&s.web.default_locale.as_str()) {
+            return Err(format!(
+                "web.default_locale: `{}` is not one of {}",
+                s.web.default_locale,
+                crate::web::i18n::LOCALES.join(", ")
+            ));
+        }
         Ok(s)
     }
 

@@ -7,6 +7,7 @@
 //! two server instances writing to one PostgreSQL database keep every score
 //! right (leads are locked before they are rescored).
 
+pub mod accounts;
 pub mod automation;
 pub mod leads;
 pub mod postgres;
@@ -175,6 +176,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Automation's tables: trigger state, loads, webhooks and deliveries.
     fn automation(&self) -> automation::Automation;
+
+    /// Users of the web pages and their sessions.
+    fn accounts(&self) -> accounts::Accounts;
 }
 
 /// The default database: `leadscore.db` in the working directory.

@@ -11,6 +11,15 @@ mod workflow;
 
 pub use models::resume_rescore;
 
+/// The lead, if `who` may see it (the web pages ask before drawing one).
+pub(crate) async fn visible_lead(
+    state: &AppState,
+    who: &crate::auth::Principal,
+    id: &str,
+) -> Result<leadscore_store::LeadRecord, ApiError> {
+    leads::visible(state, who, id).await
+}
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};

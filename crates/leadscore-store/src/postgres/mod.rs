@@ -214,6 +214,7 @@ impl PgStore {
             .await?;
         tx.batch_execute(SCHEMA).await?;
         tx.batch_execute(crate::automation::SCHEMA).await?;
+        tx.batch_execute(crate::accounts::SCHEMA).await?;
         let version: String = tx
             .query_one(
                 "SELECT value FROM leadscore_meta WHERE key = 'schema_version'",
@@ -551,6 +552,12 @@ impl Store for PgStore {
 
     fn automation(&self) -> crate::automation::Automation {
         crate::automation::Automation::new(std::sync::Arc::new(automation::PgSql {
+            pool: self.pool.clone(),
+        }))
+    }
+
+    fn accounts(&self) -> crate::accounts::Accounts {
+        crate::accounts::Accounts::new(std::sync::Arc::new(automation::PgSql {
             pool: self.pool.clone(),
         }))
     }

@@ -119,8 +119,9 @@ impl SqliteStore {
             )));
         }
         conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {SCHEMA} {} COMMIT;",
-            crate::automation::SCHEMA
+            "BEGIN IMMEDIATE; {SCHEMA} {} {} COMMIT;",
+            crate::automation::SCHEMA,
+            crate::accounts::SCHEMA
         ))?;
 
         let mut readers = Vec::with_capacity(READERS);
@@ -585,5 +586,9 @@ impl Store for SqliteStore {
 
     fn automation(&self) -> crate::automation::Automation {
         crate::automation::Automation::new(self.io.clone())
+    }
+
+    fn accounts(&self) -> crate::accounts::Accounts {
+        crate::accounts::Accounts::new(self.io.clone())
     }
 }

@@ -1,0 +1,282 @@
+// leadscore's pages. Everything goes through the JSON API under /api/v1
+// with the session cookie; every change carries the page's CSRF token.
+// The DOM is built with text nodes only (no HTML from data).
+"use strict";
+
+const boot = JSON.parse(document.getElementById("boot").textContent);
+const W = boot.words;
+const t = (k) => W[k] || k;
+const locale = { en: "en-GB", vi: "vi-VN", uk: "uk-UA" }[boot.locale] || "en-GB";
+const num = (x, digits = 2) =>
+  x == null ? "" : new Intl.NumberFormat(locale, { maximumFractionDigits: digits }).format(x);
+const when = (s) =>
+  s ? new Intl.DateTimeFormat(locale, { dateStyle: "medium", timeStyle: "short" }).format(new Date(s)) : "";
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v == null || v === false) continue;
+    if (k === "on") for (const [ev, f] of Object.entries(v)) e.addEventListener(ev, f);
+    else if (k === "class") e.className = v;
+    else e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c == null || c === false) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+const svgEl = (tag, attrs = {}) => {
+  const e = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  return e;
+};
+
+async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET") headers["X-CSRF-Token"] = boot.csrf;
+  const r = await fetch("/api/v1" + path, {
+    method, headers, credentials: "same-origin",
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (r.status === 401) { location.href = "/login"; throw new Error("signed out"); }
+  const text = await r.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!r.ok) throw new Error((data && data.error && data.error.message) || r.statusText);
+  return data;
+}
+
+function band(b, mql) {
+  if (!b) return el("span", { class: "muted" }, "–");
+  return el("span", {}, el("span", { class: "band band-" + b }, t("band." + b)), mql ? el("span", { class: "mql" }, "MQL") : null);
+}
+
+function why(lead) {
+  const parts = ((lead.score && lead.score.breakdown) || []).slice(0, 3);
+  return parts.map((p) => `${p.label} ${p.points > 0 ? "+" : ""}${num(p.points)}`).join(" · ");
+}
+
+function select(name, label, values, current, words) {
+  return el("label", {}, label,
+    el("select", { name }, values.map((v) => el("option", { value: v, selected: v === current }, v === "" ? t("filter.any") : t(words + v)))));
+}
+
+function flash(container, message, isError) {
+  const n = el("p", { class: isError ? "error" : "notice", role: isError ? "alert" : "status" }, message);
+  container.prepend(n);
+  setTimeout(() => n.remove(), 4000);
+}
+
+// ---------------------------------------------------------------- the queue
+
+const RATINGS = ["unknown", "not_potential", "low", "medium", "high"];
+const STATUSES = ["new", "attempting_contact", "contacted", "verified", "contact_later", "qualified", "converted", "disqualified", "lost"];
+const QUICK_STATUSES = ["attempting_contact", "contacted", "verified", "qualified"];
+
+async function queuePage() {
+  const root = document.getElementById("queue");
+  const params = new URLSearchParams(location.search);
+  const filters = el("form", { class: "filters", role: "search" },
+    el("label", { class: "search" }, t("queue.search"), el("input", { name: "q", type: "search", value: params.get("q") || "" })),
+    select("band", t("filter.band"), ["", "cold", "warm", "hot", "very_hot"], params.get("band") || "", "band."),
+    select("rating", t("filter.rating"), ["", ...RATINGS], params.get("rating") || "", "rating."),
+    select("status", t("filter.status"), ["", ...STATUSES], params.get("status") || "", "status."),
+    el("label", {}, t("filter.mql"), el("input", { type: "checkbox", name: "mql", value: "true", checked: params.get("mql") === "true" })),
+  );
+  filters.addEventListener("change", () => filters.requestSubmit());
+  filters.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const q = new URLSearchParams();
+    for (const [k, v] of new FormData(filters)) if (v) q.set(k, v);
+    history.replaceState(null, "", "/?" + q.toString());
+    load();
+  });
+  const due = el("section", { class: "card", "aria-labelledby": "due-h" });
+  const table = el("div", { class: "table-wrap" });
+  root.append(due, filters, table);
+
+  async function loadDue() {
+    const soon = new Date(Date.now() + 24 * 3600 * 1000).toISOString().replace(/\.\d+Z$/, "Z");
+    const mine = boot.role === "rep" ? "&owner=me" : "";
+    due.replaceChildren(el("h2", { id: "due-h" }, t("queue.due")));
+    try {
+      const { tasks } = await api("GET", `/tasks?due_before=${soon}${mine}&limit=20`);
+      if (!tasks.length) due.append(el("p", { class: "muted" }, t("queue.no_due")));
+      else due.append(el("ul", { class: "plain" }, tasks.map((k) =>
+        el("li", {}, el("a", { href: "/leads/" + encodeURIComponent(k.lead) }, k.title), " · ", when(k.due)))));
+    } catch (e) { due.append(el("p", { class: "error" }, e.message)); }
+  }
+
+  async function load() {
+    const q = new URLSearchParams(location.search);
+    q.set("limit", "100");
+    let data;
+    try { data = await api("GET", "/leads?" + q.toString()); }
+    catch (e) { table.replaceChildren(el("p", { class: "error" }, e.message)); return; }
+    if (!data.leads.length) { table.replaceChildren(el("p", { class: "muted", style: null }, t("queue.empty"))); return; }
+    const head = el("tr", {},
+      ["col.name", "col.score", "col.band", "col.grade", "col.rating", "col.status", "col.why", "col.phone", "col.email", "col.company",
+       "col.industry", "col.employees", "col.region", "col.owner", "col.activity"].map((k, i) =>
+        el("th", { scope: "col", class: (k === "col.score" || k === "col.employees" ? "num " : "") + (i > 6 ? "opt" : "") }, t(k))));
+    const rows = data.leads.map((l) => {
+      const name = [l.first_name, l.last_name].filter(Boolean).join(" ") || l.id;
+      const rating = el("select", { "aria-label": `${t("col.rating")}: ${name}`, "data-lead": l.id, class: "rating" },
+        el("option", { value: "", selected: !l.rating }, "–"),
+        RATINGS.map((r) => el("option", { value: r, selected: l.rating === r }, t("rating." + r))));
+      rating.addEventListener("change", async () => {
+        try { await api("PATCH", "/leads/" + encodeURIComponent(l.id), { rating: rating.value || null }); flash(root, t("lead.saved")); }
+        catch (e) { flash(root, e.message, true); }
+      });
+      const status = el("select", { "aria-label": `${t("col.status")}: ${name}`, class: "status" },
+        el("option", { value: l.status, selected: true }, t("status." + l.status)),
+        QUICK_STATUSES.filter((s) => s !== l.status).map((s) => el("option", { value: s }, t("status." + s))));
+      status.addEventListener("change", async () => {
+        try { await api("POST", `/leads/${encodeURIComponent(l.id)}/status`, { status: status.value }); flash(root, t("lead.saved")); load(); }
+        catch (e) { flash(root, e.message, true); load(); }
+      });
+      const s = l.score || {};
+      return el("tr", { "data-lead": l.id },
+        el("th", { scope: "row" }, el("a", { href: "/leads/" + encodeURIComponent(l.id) }, name)),
+        el("td", { class: "num score" }, num(s.score)),
+        el("td", {}, band(s.band, s.mql)),
+        el("td", {}, s.grade || ""),
+        el("td", {}, rating),
+        el("td", {}, status),
+        el("td", { class: "why" }, why(l)),
+        el("td", { class: "opt" }, l.phone || ""),
+        el("td", { class: "opt" }, l.email || ""),
+        el("td", { class: "opt" }, l.company || ""),
+        el("td", { class: "opt" }, l.industry || ""),
+        el("td", { class: "opt num" }, l.employees == null ? "" : num(l.employees, 0)),
+        el("td", { class: "opt" }, l.region || l.country || ""),
+        el("td", { class: "opt" }, l.owner || "–"),
+        el("td", { class: "opt" }, when(l.updated_at)));
+    });
+    table.replaceChildren(el("table", { id: "leads" }, el("thead", {}, head), el("tbody", {}, rows)));
+  }
+  await Promise.all([loadDue(), load()]);
+}
+
+// ---------------------------------------------------------------- a lead
+
+function chart(history) {
+  const pts = history.filter((h) => h.score != null);
+  const svg = svgEl("svg", { class: "chart", viewBox: "0 0 600 180", role: "img", "aria-label": t("lead.history") });
+  if (pts.length === 0) return svg;
+  const xs = pts.map((p) => new Date(p.at).getTime());
+  const x0 = Math.min(...xs), x1 = Math.max(...xs) || x0 + 1;
+  const X = (v) => 30 + ((v - x0) / Math.max(1, x1 - x0)) * 560;
+  const Y = (v) => 170 - (v / 100) * 160;
+  for (const g of [0, 25, 50, 75, 100]) {
+    svg.append(svgEl("line", { x1: 30, x2: 590, y1: Y(g), y2: Y(g), stroke: "#d9dee7" }));
+    const label = svgEl("text", { x: 2, y: Y(g) + 4, "font-size": 10, fill: "#5b6475" });
+    label.textContent = g; svg.append(label);
+  }
+  const d = pts.map((p, i) => `${i ? "L" : "M"}${X(new Date(p.at).getTime()).toFixed(1)},${Y(p.score).toFixed(1)}`).join(" ");
+  svg.append(svgEl("path", { d, fill: "none", stroke: "#1f5fbf", "stroke-width": 2 }));
+  for (const p of pts) svg.append(svgEl("circle", { cx: X(new Date(p.at).getTime()), cy: Y(p.score), r: 3, fill: "#1f5fbf" }));
+  return svg;
+}
+
+async function leadPage() {
+  const root = document.getElementById("lead");
+  const id = boot.data.id;
+  const path = "/leads/" + encodeURIComponent(id);
+  const [lead, hist, log, events, qual] = await Promise.all([
+    api("GET", path), api("GET", path + "/history"), api("GET", path + "/log"), api("GET", path + "/events"),
+    api("GET", path + "/qualification").catch(() => null),
+  ]);
+  const s = lead.score || {};
+  const name = [lead.first_name, lead.last_name].filter(Boolean).join(" ") || lead.id;
+  const fields = ["email", "phone", "company", "job_title", "industry", "employees", "annual_revenue", "country", "region", "city", "source", "owner"];
+  const card = (title, ...body) => el("section", { class: "card", "aria-label": title }, el("h2", {}, title), ...body);
+
+  const breakdown = el("ul", { class: "plain", id: "why" }, (s.breakdown || []).map((b) =>
+    el("li", {}, el("span", { class: b.points >= 0 ? "points-pos" : "points-neg" }, `${b.points > 0 ? "+" : ""}${num(b.points)}`), " ", b.label,
+      b.events ? el("span", { class: "muted" }, ` (${b.events})`) : null)));
+
+  const prediction = lead.prediction ? card(t("lead.prediction"),
+    el("p", { class: "score-big" }, num(lead.probability * 100, 1) + " %"),
+    el("ul", { class: "plain" }, (lead.prediction.factors || []).slice(0, 5).map((f) =>
+      el("li", {}, `${f.feature || f.name}: ${f.contribution > 0 ? "+" : ""}${num(f.contribution, 3)}`)))) : null;
+
+  // The timeline: events, score changes and the rep's work, newest first.
+  const items = [
+    ...events.events.map((e) => ({ at: e.occurred_at, text: `${t("activity." + e.type) !== "activity." + e.type ? t("activity." + e.type) : e.type}${e.properties && e.properties.logged_by ? " · " + e.properties.logged_by : ""}` })),
+    ...hist.history.map((h) => ({ at: h.at, text: `${t("col.score")} ${num(h.score)} · ${t("band." + h.band)}${h.mql ? " · MQL" : ""} (${h.cause.kind})` })),
+    ...log.log.map((l) => ({ at: l.at, text: `${l.kind} · ${l.actor}${l.detail && l.detail.status ? ": " + t("status." + l.detail.status) : ""}${l.detail && l.detail.reason ? " (" + l.detail.reason + ")" : ""}` })),
+  ].sort((a, b) => new Date(b.at) - new Date(a.at));
+
+  const statusForm = el("form", { class: "row", id: "status-form" },
+    select("status", t("filter.status"), STATUSES.filter((x) => x !== lead.status), "", "status."),
+    el("label", {}, t("lead.reason"), el("input", { name: "reason" })),
+    el("label", {}, t("lead.date"), el("input", { name: "date", type: "date" })),
+    el("label", {}, t("lead.value"), el("input", { name: "expected_value", type: "number", min: "0", step: "any" })),
+    el("button", { type: "submit" }, t("lead.save")));
+  statusForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const f = new FormData(statusForm), body = { status: f.get("status") };
+    if (f.get("reason")) body.reason = f.get("reason");
+    if (f.get("date")) body.date = f.get("date");
+    if (f.get("expected_value")) body.expected_value = Number(f.get("expected_value"));
+    try { await api("POST", path + "/status", body); location.reload(); } catch (err) { flash(root, err.message, true); }
+  });
+
+  const activityForm = el("form", { class: "row", id: "activity-form" },
+    select("type", t("lead.log_activity"), ["call_held", "meeting_held", "email_sent", "quote_sent", "meeting_missed"], "call_held", "activity."),
+    el("label", {}, t("lead.note"), el("input", { name: "note" })),
+    el("button", { type: "submit" }, t("lead.save")));
+  activityForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const f = new FormData(activityForm), body = { type: f.get("type") };
+    if (f.get("note")) body.note = f.get("note");
+    try { await api("POST", path + "/activities", body); location.reload(); } catch (err) { flash(root, err.message, true); }
+  });
+
+  let bant = null;
+  if (qual) {
+    const form = el("form", { class: "stack", id: "qualification-form" },
+      qual.criteria.map((c) => el("fieldset", {},
+        el("legend", {}, c.label),
+        el("ul", { class: "muted" }, (c.questions || []).map((q) => el("li", {}, q))),
+        el("label", {}, c.label, el("select", { name: c.key },
+          ["unknown", "no", "partial", "yes"].map((a) => el("option", { value: a, selected: c.answer === a }, t("answer." + a))))),
+        el("label", {}, t("lead.note"), el("input", { name: c.key + ".notes", value: c.notes || "" })))),
+      el("button", { type: "submit" }, t("lead.save")));
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const f = new FormData(form), criteria = {};
+      for (const c of qual.criteria) {
+        criteria[c.key] = { answer: f.get(c.key) };
+        if (f.get(c.key + ".notes")) criteria[c.key].notes = f.get(c.key + ".notes");
+      }
+      try { await api("PUT", path + "/qualification", { framework: qual.framework, criteria }); flash(root, t("lead.saved")); }
+      catch (err) { flash(root, err.message, true); }
+    });
+    bant = card(`${t("lead.qualification")} (${qual.framework.toUpperCase()}: ${qual.status})`, form);
+  }
+
+  root.replaceChildren(
+    el("p", {}, el("a", { href: "/" }, "← " + t("lead.back"))),
+    el("h1", {}, name, " ", band(s.band, s.mql)),
+    el("div", { class: "grid" },
+      card(t("lead.why"), el("p", { class: "score-big", id: "score" }, num(s.score)),
+        el("p", { class: "muted" }, `fit ${num(s.fit)} · engagement ${num(s.engagement)} · ${t("col.grade")} ${s.grade || "–"}`), breakdown),
+      card(t("lead.fields"), el("dl", {}, fields.flatMap((f) => [el("dt", {}, t("field." + f)), el("dd", {}, lead[f] == null ? "–" : f === "employees" || f === "annual_revenue" ? num(lead[f], 0) : String(lead[f]))]),
+        el("dt", {}, t("col.rating")), el("dd", {}, lead.rating ? t("rating." + lead.rating) : "–"),
+        el("dt", {}, t("col.status")), el("dd", { id: "status" }, t("status." + lead.status)))),
+      prediction,
+      card(t("lead.history"), chart(hist.history))),
+    card(t("lead.log_activity"), activityForm),
+    card(t("lead.status_change"), statusForm),
+    bant,
+    card(t("lead.timeline"), el("ul", { class: "plain", id: "timeline" }, items.map((i) => el("li", {}, el("span", { class: "muted" }, when(i.at)), " · ", i.text)))),
+  );
+}
+
+// ---------------------------------------------------------------- start
+
+for (const s of document.querySelectorAll("select[data-autosubmit]")) s.addEventListener("change", () => s.form.submit());
+if (boot.kind === "queue") queuePage();
+else if (boot.kind === "lead") leadPage().catch((e) => document.getElementById("lead").append(el("p", { class: "error" }, e.message)));

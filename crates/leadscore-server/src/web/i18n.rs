@@ -1,0 +1,293 @@
+//! The pages' words in English, Vietnamese and Ukrainian (the languages of
+//! the source documents). Numbers, dates and money are formatted by the
+//! browser for the same locale (`Intl`), so only words live here.
+
+use serde_json::{Map, Value};
+
+pub const LOCALES: [&str; 3] = ["en", "vi", "uk"];
+
+/// (key, English, Vietnamese, Ukrainian)
+const WORDS: &[(&str, &str, &str, &str)] = &[
+    (
+        "app",
+        "Lead scoring",
+        "Chấm điểm khách hàng tiềm năng",
+        "Оцінювання лідів",
+    ),
+    ("login.title", "Sign in", "Đăng nhập", "Вхід"),
+    ("login.name", "User name", "Tên người dùng", "Ім'я користувача"),
+    ("login.password", "Password", "Mật khẩu", "Пароль"),
+    ("login.submit", "Sign in", "Đăng nhập", "Увійти"),
+    (
+        "login.failed",
+        "The name or the password is wrong.",
+        "Tên hoặc mật khẩu không đúng.",
+        "Неправильне ім'я або пароль.",
+    ),
+    ("nav.queue", "My leads", "Khách hàng của tôi", "Мої ліди"),
+    ("nav.logout", "Sign out", "Đăng xuất", "Вийти"),
+    ("nav.language", "Language", "Ngôn ngữ", "Мова"),
+    (
+        "queue.title",
+        "Leads, most promising first",
+        "Khách hàng tiềm năng, hứa hẹn nhất trước",
+        "Ліди, найперспективніші спершу",
+    ),
+    (
+        "queue.search",
+        "Search name, company, e-mail",
+        "Tìm theo tên, công ty, e-mail",
+        "Пошук: ім'я, компанія, e-mail",
+    ),
+    (
+        "queue.empty",
+        "No leads match.",
+        "Không có khách hàng phù hợp.",
+        "Немає відповідних лідів.",
+    ),
+    ("queue.more", "More", "Xem thêm", "Ще"),
+    (
+        "queue.due",
+        "Follow-ups due",
+        "Việc cần theo dõi đến hạn",
+        "Термінові нагадування",
+    ),
+    (
+        "queue.no_due",
+        "No follow-up is due.",
+        "Không có việc đến hạn.",
+        "Немає термінових нагадувань.",
+    ),
+    ("filter.band", "Band", "Mức", "Рівень"),
+    ("filter.rating", "Rating", "Đánh giá", "Оцінка"),
+    ("filter.status", "Status", "Trạng thái", "Статус"),
+    ("filter.mql", "MQL only", "Chỉ MQL", "Лише MQL"),
+    ("filter.any", "Any", "Tất cả", "Будь-який"),
+    ("col.name", "Name", "Họ tên", "Ім'я"),
+    ("col.phone", "Phone", "Điện thoại", "Телефон"),
+    ("col.email", "E-mail", "E-mail", "E-mail"),
+    ("col.company", "Company", "Công ty", "Компанія"),
+    ("col.industry", "Industry", "Ngành", "Галузь"),
+    ("col.employees", "Employees", "Số nhân viên", "Працівників"),
+    (
+        "col.region",
+        "Province / region",
+        "Tỉnh / khu vực",
+        "Область / регіон",
+    ),
+    ("col.rating", "Rating", "Đánh giá", "Оцінка"),
+    ("col.status", "Status", "Trạng thái", "Статус"),
+    ("col.score", "Score", "Điểm", "Бал"),
+    ("col.band", "Band", "Mức", "Рівень"),
+    ("col.grade", "Grade", "Hạng", "Клас"),
+    ("col.owner", "Owner", "Phụ trách", "Відповідальний"),
+    (
+        "col.activity",
+        "Last activity",
+        "Hoạt động gần nhất",
+        "Остання активність",
+    ),
+    ("col.why", "Why", "Lý do", "Чому"),
+    ("band.cold", "cold", "lạnh", "холодний"),
+    ("band.warm", "warm", "ấm", "теплий"),
+    ("band.hot", "hot", "nóng", "гарячий"),
+    ("band.very_hot", "very hot", "rất nóng", "дуже гарячий"),
+    ("rating.unknown", "unknown", "chưa rõ", "невідомо"),
+    (
+        "rating.not_potential",
+        "not potential",
+        "không tiềm năng",
+        "неперспективний",
+    ),
+    ("rating.low", "low", "thấp", "низька"),
+    ("rating.medium", "medium", "trung bình", "середня"),
+    ("rating.high", "high", "cao", "висока"),
+    ("status.new", "new", "mới", "новий"),
+    (
+        "status.attempting_contact",
+        "attempting contact",
+        "đang liên hệ",
+        "спроба контакту",
+    ),
+    (
+        "status.contacted",
+        "contacted",
+        "đã liên hệ",
+        "контакт встановлено",
+    ),
+    ("status.verified", "verified", "đã xác minh", "перевірено"),
+    (
+        "status.contact_later",
+        "contact later",
+        "liên hệ sau",
+        "зв'язатися пізніше",
+    ),
+    ("status.qualified", "qualified", "đủ điều kiện", "кваліфіковано"),
+    ("status.converted", "converted", "đã chuyển đổi", "конвертовано"),
+    ("status.disqualified", "disqualified", "loại", "дискваліфіковано"),
+    ("status.lost", "lost", "mất", "втрачено"),
+    (
+        "lead.back",
+        "Back to the list",
+        "Quay lại danh sách",
+        "Назад до списку",
+    ),
+    (
+        "lead.why",
+        "Why this score",
+        "Vì sao có điểm này",
+        "Чому такий бал",
+    ),
+    ("lead.fields", "Details", "Thông tin", "Дані"),
+    (
+        "lead.history",
+        "Score over time",
+        "Điểm theo thời gian",
+        "Бал у часі",
+    ),
+    ("lead.timeline", "Timeline", "Dòng thời gian", "Хронологія"),
+    (
+        "lead.qualification",
+        "Qualification",
+        "Đánh giá nhu cầu",
+        "Кваліфікація",
+    ),
+    ("lead.save", "Save", "Lưu", "Зберегти"),
+    ("lead.saved", "Saved.", "Đã lưu.", "Збережено."),
+    (
+        "lead.status_change",
+        "Change the status",
+        "Đổi trạng thái",
+        "Змінити статус",
+    ),
+    ("lead.reason", "Reason", "Lý do", "Причина"),
+    ("lead.date", "Date", "Ngày", "Дата"),
+    (
+        "lead.value",
+        "Expected value",
+        "Giá trị dự kiến",
+        "Очікувана сума",
+    ),
+    (
+        "lead.log_activity",
+        "Log an activity",
+        "Ghi hoạt động",
+        "Записати активність",
+    ),
+    ("lead.note", "Note", "Ghi chú", "Нотатка"),
+    (
+        "lead.prediction",
+        "Predicted chance to convert",
+        "Khả năng chuyển đổi dự đoán",
+        "Прогноз ймовірності конверсії",
+    ),
+    (
+        "lead.not_found",
+        "No such lead, or not yours.",
+        "Không có khách hàng này, hoặc không thuộc về bạn.",
+        "Такого ліда немає або він не ваш.",
+    ),
+    ("activity.call_held", "call", "cuộc gọi", "дзвінок"),
+    ("activity.meeting_held", "meeting", "cuộc họp", "зустріч"),
+    (
+        "activity.email_sent",
+        "e-mail sent",
+        "đã gửi e-mail",
+        "надіслано e-mail",
+    ),
+    (
+        "activity.quote_sent",
+        "quote sent",
+        "đã gửi báo giá",
+        "надіслано пропозицію",
+    ),
+    (
+        "activity.meeting_missed",
+        "missed meeting",
+        "lỡ cuộc họp",
+        "пропущена зустріч",
+    ),
+    ("answer.unknown", "unknown", "chưa rõ", "невідомо"),
+    ("answer.no", "no", "không", "ні"),
+    ("answer.partial", "partly", "một phần", "частково"),
+    ("answer.yes", "yes", "có", "так"),
+    ("error", "Something went wrong", "Đã có lỗi", "Щось пішло не так"),
+    ("field.email", "E-mail", "E-mail", "E-mail"),
+    ("field.phone", "Phone", "Điện thoại", "Телефон"),
+    ("field.company", "Company", "Công ty", "Компанія"),
+    ("field.job_title", "Job title", "Chức danh", "Посада"),
+    ("field.industry", "Industry", "Ngành", "Галузь"),
+    ("field.employees", "Employees", "Số nhân viên", "Працівників"),
+    (
+        "field.annual_revenue",
+        "Annual revenue",
+        "Doanh thu năm",
+        "Річний дохід",
+    ),
+    ("field.country", "Country", "Quốc gia", "Країна"),
+    (
+        "field.region",
+        "Province / region",
+        "Tỉnh / khu vực",
+        "Область / регіон",
+    ),
+    ("field.city", "City", "Thành phố", "Місто"),
+    ("field.source", "Source", "Nguồn", "Джерело"),
+    ("field.owner", "Owner", "Phụ trách", "Відповідальний"),
+];
+
+/// Is this one of the pages' languages?
+pub fn known(locale: &str) -> bool {
+    LOCALES.contains(&locale)
+}
+
+/// The language to greet a browser in, from its `Accept-Language`.
+pub fn from_accept_language(header: Option<&str>, default: &str) -> String {
+    header
+        .unwrap_or("")
+        .split(',')
+        .filter_map(|part| part.split(';').next())
+        .map(|tag| tag.trim().to_lowercase())
+        .filter_map(|tag| tag.split('-').next().map(str::to_owned))
+        .find(|l| known(l))
+        .unwrap_or_else(|| default.to_owned())
+}
+
+/// One word in a language (English when missing).
+pub fn word(locale: &str, key: &str) -> &'static str {
+    WORDS
+        .iter()
+        .find(|w| w.0 == key)
+        .map(|w| match locale {
+            "vi" => w.2,
+            "uk" => w.3,
+            _ => w.1,
+        })
+        .unwrap_or("?")
+}
+
+/// Every word of a language, for the pages' script.
+pub fn dictionary(locale: &str) -> Value {
+    let mut m = Map::new();
+    for w in WORDS {
+        m.insert(w.0.to_owned(), Value::String(word(locale, w.0).to_owned()));
+    }
+    Value::Object(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_word_is_translated_and_unique() {
+        let mut keys = std::collections::HashSet::new();
+        for w in WORDS {
+            assert!(keys.insert(w.0), "`{}` twice", w.0);
+            assert!(!w.1.is_empty() && !w.2.is_empty() && !w.3.is_empty(), "{}", w.0);
+        }
+        assert_eq!(from_accept_language(Some("uk-UA,uk;q=0.9,en;q=0.5"), "en"), "uk");
+        assert_eq!(from_accept_language(Some("fr-FR, vi;q=0.8"), "en"), "vi");
+        assert_eq!(from_accept_language(None, "en"), "en");
+    }
+}

@@ -1,0 +1,360 @@
+//! The web pages for reps, managers and marketing ops (issue 7), served by
+//! the binary itself: nothing is fetched from another site. Pages are small
+//! HTML shells; their script reads and writes through the same JSON API as
+//! every other client, authenticated by the session cookie and carrying the
+//! page's CSRF token on every change.
+
+pub mod i18n;
+pub mod session;
+
+use axum::Form;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::AppState;
+use crate::auth::{Principal, Role};
+use session::Viewer;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(queue))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/language", post(language))
+        .route("/leads/{id}", get(lead_page))
+        .route("/assets/{file}", get(asset))
+}
+
+/// Escapes text for HTML.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const CSS: &str = include_str!("assets/app.css");
+const JS: &str = include_str!("assets/app.js");
+
+async fn asset(Path(file): Path<String>) -> Response {
+    let (body, kind) = match file.as_str() {
+        "app.css" => (CSS, "text/css; charset=utf-8"),
+        "app.js" => (JS, "text/javascript; charset=utf-8"),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    (
+        [(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "no-cache")],
+        body,
+    )
+        .into_response()
+}
+
+/// Headers every page carries: no framing, no sniffing, scripts and styles
+/// from this server only.
+fn page_headers() -> [(header::HeaderName, &'static str); 4] {
+    [
+        (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+    ]
+}
+
+/// A whole page: `kind` tells the script what to draw; `data` goes to it as JSON.
+fn page(
+    locale: &str,
+    title: &str,
+    viewer: Option<&Viewer>,
+    kind: &str,
+    data: serde_json::Value,
+    body: &str,
+) -> String {
+    let w = |k| i18n::word(locale, k);
+    let nav = match viewer {
+        Some(v) => {
+            let options: String = i18n::LOCALES
+                .iter()
+                .map(|l| {
+                    let name = match *l {
+                        "vi" => "Tiếng Việt",
+                        "uk" => "Українська",
+                        _ => "English",
+                    };
+                    let sel = if *l == locale { " selected" } else { "" };
+                    format!("<option value=\"{l}\"{sel}>{name}</option>")
+                })
+                .collect();
+            format!(
+                "<nav aria-label=\"{app}\"><a href=\"/\" class=\"brand\">{app}</a> <a href=\"/\">{queue}</a>\
+                 <span class=\"spacer\"></span><span class=\"who\">{user} · {role}</span>\
+                 <form method=\"post\" action=\"/language\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+                 <label>{lang} <select name=\"locale\" data-autosubmit>{options}</select></label></form>\
+                 <form method=\"post\" action=\"/logout\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+                 <button type=\"submit\">{logout}</button></form></nav>",
+                app = esc(w("app")),
+                queue = esc(w("nav.queue")),
+                user = esc(&v.session.user.name),
+                role = esc(&v.session.user.role),
+                csrf = esc(&v.session.csrf),
+                lang = esc(w("nav.language")),
+                logout = esc(w("nav.logout")),
+            )
+        }
+        None => String::new(),
+    };
+    let boot = json!({
+        "kind": kind,
+        "locale": locale,
+        "csrf": viewer.map(|v| v.session.csrf.clone()),
+        "user": viewer.map(|v| v.session.user.name.clone()),
+        "role": viewer.map(|v| v.session.user.role.clone()),
+        "words": i18n::dictionary(locale),
+        "data": data,
+    });
+    // JSON in a non-executable script element; `<` escaped so no text in it
+    // can end the element.
+    let boot = boot.to_string().replace('<', "\\u003c");
+    format!(
+        "<!doctype html><html lang=\"{locale}\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title} · leadscore</title><link rel=\"stylesheet\" href=\"/assets/app.css\"></head>\
+         <body>{nav}<main id=\"main\">{body}</main>\
+         <script type=\"application/json\" id=\"boot\">{boot}</script>\
+         <script src=\"/assets/app.js\"></script></body></html>",
+        title = esc(title),
+    )
+}
+
+fn locale_of(headers: &HeaderMap, state: &AppState) -> String {
+    i18n::from_accept_language(
+        headers.get(header::ACCEPT_LANGUAGE).and_then(|h| h.to_str().ok()),
+        &state.settings.web.default_locale,
+    )
+}
+
+fn login_form(locale: &str, error: bool) -> String {
+    let w = |k| esc(i18n::word(locale, k));
+    let error = if error {
+        format!("<p class=\"error\" role=\"alert\">{}</p>", w("login.failed"))
+    } else {
+        String::new()
+    };
+    format!(
+        "<section class=\"login\"><h1>{title}</h1>{error}<form method=\"post\" action=\"/login\">\
+         <label>{name}<input name=\"name\" autocomplete=\"username\" required autofocus></label>\
+         <label>{password}<input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label>\
+         <button type=\"submit\">{submit}</button></form></section>",
+        title = w("login.title"),
+        name = w("login.name"),
+        password = w("login.password"),
+        submit = w("login.submit"),
+    )
+}
+
+async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let locale = locale_of(&headers, &state);
+    let body = login_form(&locale, false);
+    (
+        page_headers(),
+        page(
+            &locale,
+            i18n::word(&locale, "login.title"),
+            None,
+            "login",
+            json!({}),
+            &body,
+        ),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    name: String,
+    password: String,
+}
+
+async fn login(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
+    let locale = locale_of(&headers, &state);
+    let user = match state.store.accounts().user(f.name.trim()).await {
+        Ok(u) => u,
+        Err(e) => return crate::error::ApiError::from(e).into_response(),
+    };
+    // The hash is checked even for an unknown name, so the answer takes as
+    // long either way.
+    const DUMMY: &str =
+        "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$9sTbSlTio3Biev89thdrlKKiCaYsjjYVJxGAL3swxpQ";
+    let ok = match &user {
+        Some(u) => session::verify_password(&f.password, &u.password_hash) && u.active,
+        None => {
+            session::verify_password(&f.password, DUMMY);
+            false
+        }
+    };
+    let Some(user) = user.filter(|_| ok) else {
+        tracing::info!("a sign-in was refused");
+        let body = login_form(&locale, true);
+        return (
+            StatusCode::UNAUTHORIZED,
+            page_headers(),
+            page(
+                &locale,
+                i18n::word(&locale, "login.title"),
+                None,
+                "login",
+                json!({}),
+                &body,
+            ),
+        )
+            .into_response();
+    };
+    match session::start(&state, &user).await {
+        Ok((value, _csrf)) => (
+            StatusCode::SEE_OTHER,
+            [
+                (header::SET_COOKIE, session::cookie(&state, Some(&value))),
+                (header::LOCATION, "/".to_owned()),
+            ],
+        )
+            .into_response(),
+        Err(e) => crate::error::ApiError::from(e).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+    #[serde(default)]
+    locale: Option<String>,
+}
+
+fn csrf_refused() -> Response {
+    (StatusCode::FORBIDDEN, "the form is out of date; reload the page").into_response()
+}
+
+async fn logout(State(state): State<AppState>, viewer: Viewer, Form(f): Form<CsrfForm>) -> Response {
+    if f.csrf != viewer.session.csrf {
+        return csrf_refused();
+    }
+    if let Err(e) = state.store.accounts().end_session(&viewer.session_hash).await {
+        return crate::error::ApiError::from(e).into_response();
+    }
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::SET_COOKIE, session::cookie(&state, None)),
+            (header::LOCATION, "/login".to_owned()),
+        ],
+    )
+        .into_response()
+}
+
+async fn language(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if f.csrf != viewer.session.csrf {
+        return csrf_refused();
+    }
+    let Some(locale) = f.locale.filter(|l| i18n::known(l)) else {
+        return (StatusCode::UNPROCESSABLE_ENTITY, "unknown language").into_response();
+    };
+    if let Err(e) = state
+        .store
+        .accounts()
+        .set_locale(&viewer.session.user.name, &locale)
+        .await
+    {
+        return crate::error::ApiError::from(e).into_response();
+    }
+    // Back where the form was.
+    let back = headers
+        .get(header::REFERER)
+        .and_then(|r| r.to_str().ok())
+        .and_then(|r| r.find("://").map(|i| &r[i + 3..]))
+        .and_then(|r| r.find('/').map(|i| r[i..].to_owned()))
+        .filter(|p| p.starts_with('/') && !p.starts_with("//"))
+        .unwrap_or_else(|| "/".to_owned());
+    Redirect::to(&back).into_response()
+}
+
+fn principal(v: &Viewer) -> Option<Principal> {
+    Some(Principal {
+        role: Role::parse(&v.session.user.role)?,
+        user: Some(v.session.user.name.clone()),
+    })
+}
+
+/// The rep's queue (`/`): their leads, most promising first.
+async fn queue(viewer: Viewer) -> Response {
+    let locale = viewer.session.user.locale.clone();
+    let body = format!(
+        "<h1>{}</h1><div id=\"queue\" aria-live=\"polite\"></div>",
+        esc(i18n::word(&locale, "queue.title"))
+    );
+    (
+        page_headers(),
+        page(
+            &locale,
+            i18n::word(&locale, "nav.queue"),
+            Some(&viewer),
+            "queue",
+            json!({}),
+            &body,
+        ),
+    )
+        .into_response()
+}
+
+/// A lead's page; 404 when the viewer may not see the lead.
+async fn lead_page(State(state): State<AppState>, viewer: Viewer, Path(id): Path<String>) -> Response {
+    let locale = viewer.session.user.locale.clone();
+    let visible = match principal(&viewer) {
+        Some(who) => crate::routes::visible_lead(&state, &who, &id).await.is_ok(),
+        None => false,
+    };
+    if !visible {
+        let body = format!(
+            "<h1>{}</h1><p><a href=\"/\">{}</a></p>",
+            esc(i18n::word(&locale, "lead.not_found")),
+            esc(i18n::word(&locale, "lead.back"))
+        );
+        return (
+            StatusCode::NOT_FOUND,
+            page_headers(),
+            page(
+                &locale,
+                i18n::word(&locale, "lead.not_found"),
+                Some(&viewer),
+                "missing",
+                json!({}),
+                &body,
+            ),
+        )
+            .into_response();
+    }
+    let body = "<div id=\"lead\" aria-live=\"polite\"></div>";
+    (
+        page_headers(),
+        page(&locale, &id, Some(&viewer), "lead", json!({"id": id}), body),
+    )
+        .into_response()
+}

@@ -1,0 +1,429 @@
+//! The web pages in a real browser: headless Chromium driven over WebDriver
+//! (Debian's `chromium` and `chromium-driver`; `.ci/run` installs them)
+//! against the real server on a SQLite file. A rep logs in, sees the queue
+//! sorted by score, opens a lead, reads why it is hot, fills BANT, changes the
+//! status, logs a call and sees the score move; a rep cannot open another
+//! rep's lead. Screenshots of each screen go to `target/screenshots/`.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use leadscore_server::web::session::hash_password;
+use leadscore_store::accounts::User;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// The spec's model and a call worth 12 points.
+fn model() -> String {
+    SPEC_MODEL.replace("name = \"b2b-default\"", "name = \"web\"")
+        + "\n[[behavior]]\nid = \"call\"\nlabel = \"Call held\"\nevents = [\"call_held\"]\npoints = 12\n"
+}
+
+struct Browser {
+    http: reqwest::Client,
+    url: String,
+    driver: Child,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+    }
+}
+
+impl Browser {
+    /// Starts chromedriver and a headless Chromium session; `None` (loudly)
+    /// when they are not installed.
+    async fn start() -> Option<Browser> {
+        let driver_bin = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists());
+        let Some(driver_bin) = driver_bin else {
+            eprintln!(
+                "BROWSER TESTS SKIPPED: chromedriver is not installed (apt-get install chromium chromium-driver)"
+            );
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new(driver_bin)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if http.get(format!("{base}/status")).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900", "--lang=en-GB"]
+            }
+        }}});
+        let r: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .expect("chromedriver answers")
+            .json()
+            .await
+            .unwrap();
+        let id = r["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a browser session: {r}"))
+            .to_owned();
+        Some(Browser {
+            http,
+            url: format!("{base}/session/{id}"),
+            driver,
+        })
+    }
+
+    async fn cmd(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let rb = self.http.request(method.clone(), format!("{}{path}", self.url));
+        let rb = if method == reqwest::Method::GET {
+            rb
+        } else {
+            rb.json(&body)
+        };
+        let v: Value = rb.send().await.unwrap().json().await.unwrap();
+        v["value"].clone()
+    }
+
+    async fn goto(&self, url: &str) {
+        self.cmd(reqwest::Method::POST, "/url", json!({"url": url})).await;
+    }
+
+    async fn js(&self, script: &str, args: Value) -> Value {
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/sync",
+            json!({"script": script, "args": args}),
+        )
+        .await
+    }
+
+    /// Waits (up to 20 s) for an element matching `css`.
+    async fn find(&self, css: &str) -> Value {
+        for _ in 0..200 {
+            let v = self
+                .cmd(
+                    reqwest::Method::POST,
+                    "/element",
+                    json!({"using": "css selector", "value": css}),
+                )
+                .await;
+            if v.get(ELEMENT).is_some() {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let html = self.js("return document.body.innerText", json!([])).await;
+        panic!("no element `{css}` on the page: {html}");
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let e = self.find(css).await;
+        let id = e[ELEMENT].as_str().unwrap();
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{id}/value"),
+            json!({"text": text}),
+        )
+        .await;
+    }
+
+    async fn click(&self, css: &str) {
+        let e = self.find(css).await;
+        let id = e[ELEMENT].as_str().unwrap();
+        self.cmd(reqwest::Method::POST, &format!("/element/{id}/click"), json!({}))
+            .await;
+    }
+
+    async fn text(&self, css: &str) -> String {
+        let e = self.find(css).await;
+        let id = e[ELEMENT].as_str().unwrap();
+        self.cmd(reqwest::Method::GET, &format!("/element/{id}/text"), json!(null))
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Sets a form control's value as a person would, with its change event.
+    async fn set(&self, css: &str, value: &str) {
+        let e = self.find(css).await;
+        self.js(
+            "arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('change', {bubbles: true}));",
+            json!([e, value]),
+        )
+        .await;
+    }
+
+    async fn wait_until(&self, what: &str, script: &str) {
+        for _ in 0..200 {
+            if self.js(script, json!([])).await == Value::Bool(true) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let png = self.cmd(reqwest::Method::GET, "/screenshot", json!(null)).await;
+        let bytes = base64_decode(png.as_str().unwrap());
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), bytes).unwrap();
+    }
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes().filter(|c| *c != b'=' && !c.is_ascii_whitespace()) {
+        acc = (acc << 6) | A.iter().position(|a| *a == c).expect("base64") as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+async fn add_user(srv: &Server, name: &str, role: &str) {
+    srv.store
+        .accounts()
+        .put_user(&User {
+            name: name.into(),
+            password_hash: hash_password("a-long-password-1").unwrap(),
+            role: role.into(),
+            locale: "en".into(),
+            created_at: t(),
+            active: true,
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rep_works_a_hot_lead_in_the_browser() {
+    let srv = servers().await.into_iter().next().unwrap();
+    let Some(b) = Browser::start().await else { return };
+    let (s, v) = srv.post_model(&model()).await;
+    assert!(s.is_success(), "{v}");
+    srv.activate("web").await;
+    add_user(&srv, "an", "rep").await;
+    add_user(&srv, "binh", "rep").await;
+    for (id, owner) in [("HOT", "an"), ("WARM", "an"), ("COLD", "an"), ("OTHER", "binh")] {
+        let mut lead = spec_lead(id);
+        lead["owner"] = json!(owner);
+        let (s, v) = srv.post("/leads", lead).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    srv.post("/events/batch", json!(spec_events("HOT", "h"))).await;
+    // Four more visits to the pricing page: 16 points more, hot.
+    for i in 0..4 {
+        let (s, v) = srv
+            .post(
+                "/events",
+                json!({"id": format!("hx{i}"), "lead": "HOT", "type": "page_viewed", "occurred_at": before_t(1.0), "properties": {"path": "/pricing"}}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    srv.post("/events/batch", json!(spec_events("WARM", "w"))).await;
+    let hot = srv.get("/leads/HOT").await.1;
+    let before = hot["score"]["score"].as_f64().unwrap();
+
+    // The rep signs in.
+    b.goto(&format!("{}/login", srv.base)).await;
+    b.screenshot("login").await;
+    b.type_into("input[name=name]", "an").await;
+    b.type_into("input[name=password]", "a-long-password-1").await;
+    b.click("button[type=submit]").await;
+    b.find("table#leads tbody tr").await;
+    // The queue: their three leads, most promising first.
+    let ids = b
+        .js(
+            "return [...document.querySelectorAll('table#leads tbody tr')].map(r => r.dataset.lead)",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        ids,
+        json!(["HOT", "WARM", "COLD"]),
+        "sorted by score, only the rep's own"
+    );
+    let why = b.text("table#leads tbody tr:first-child td.why").await;
+    assert!(!why.is_empty(), "each row says why in a few words");
+    b.screenshot("queue").await;
+
+    // The lead page: why it is hot.
+    b.click("table#leads tbody tr:first-child th a").await;
+    b.find("#why li").await;
+    let why = b.text("#why").await;
+    assert!(why.contains("Demo or trial"), "{why}");
+    assert_eq!(b.text("#score").await, format!("{before}"));
+    b.screenshot("lead").await;
+
+    // BANT: budget yes.
+    b.set("#qualification-form select[name=budget]", "yes").await;
+    b.click("#qualification-form button[type=submit]").await;
+    b.find("p.notice").await;
+    let q = srv.get("/leads/HOT/qualification").await.1;
+    let budget = q["criteria"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["key"] == "budget")
+        .unwrap()
+        .clone();
+    assert_eq!(budget["answer"], "yes", "{q}");
+
+    // The status: attempting contact.
+    b.set("#status-form select[name=status]", "attempting_contact")
+        .await;
+    b.click("#status-form button[type=submit]").await;
+    b.wait_until("the status to change", "return document.getElementById('status') && document.getElementById('status').textContent === 'attempting contact'").await;
+    assert_eq!(srv.get("/leads/HOT").await.1["status"], "attempting_contact");
+
+    // A call: the score moves by the call's points.
+    b.set("#activity-form select[name=type]", "call_held").await;
+    b.type_into("#activity-form input[name=note]", "Talked budget")
+        .await;
+    b.click("#activity-form button[type=submit]").await;
+    let expected = format!("{}", (before + 12.0).min(100.0));
+    b.wait_until(
+        "the score to move",
+        &format!("return document.getElementById('score') && document.getElementById('score').textContent === '{expected}'"),
+    )
+    .await;
+    let timeline = b.text("#timeline").await;
+    assert!(timeline.contains("call · an"), "{timeline}");
+    b.screenshot("lead-after-call").await;
+
+    // Another rep's lead is not there for this rep.
+    b.goto(&format!("{}/leads/OTHER", srv.base)).await;
+    let h1 = b.text("h1").await;
+    assert_eq!(h1, "No such lead, or not yours.");
+    b.screenshot("not-yours").await;
+    srv.stop().await.unwrap();
+}
+
+/// Without a session, pages send to the login page and the API says 401;
+/// a wrong password is refused; a change without the CSRF token is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_and_csrf_guard_the_pages() {
+    let srv = servers().await.into_iter().next().unwrap();
+    add_user(&srv, "an", "rep").await;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http.get(format!("{}/", srv.base)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/login");
+    let r = http
+        .post(format!("{}/login", srv.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("name=an&password=wrong-password-x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = http
+        .post(format!("{}/login", srv.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("name=an&password=a-long-password-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Secure"),
+        "{cookie}"
+    );
+    let value = cookie.split(';').next().unwrap().to_owned();
+    let page = http
+        .get(format!("{}/", srv.base))
+        .header("cookie", &value)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'self'")
+    );
+    let html = page.text().await.unwrap();
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "nothing from another site"
+    );
+    // The API with the cookie: reads yes, changes only with the token.
+    let r = http
+        .get(format!("{}/api/v1/leads", srv.base))
+        .header("cookie", &value)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = http
+        .post(format!("{}/api/v1/leads", srv.base))
+        .header("cookie", &value)
+        .json(&json!({"id": "X"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // Signing out ends the session.
+    let csrf = html
+        .split("\"csrf\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let r = http
+        .post(format!("{}/logout", srv.base))
+        .header("cookie", &value)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = http
+        .get(format!("{}/api/v1/leads", srv.base))
+        .header("cookie", &value)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    srv.stop().await.unwrap();
+}
