@@ -155,6 +155,7 @@ impl Drop for Server {
 }
 
 fn client() -> reqwest::Client {
+    leadscore_server::install_tls();
     reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(60))

@@ -163,6 +163,7 @@ async fn main() {
         })
         .await
         .unwrap();
+    leadscore_server::install_tls();
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let automation = store.automation();
 

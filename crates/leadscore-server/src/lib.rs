@@ -30,6 +30,12 @@ use tokio::net::TcpListener;
 pub use routes::resume_rescore;
 pub use settings::Settings;
 
+/// Makes TLS available to HTTP clients (webhooks): rustls with the `ring`
+/// provider. Call before building a `reqwest::Client`; calling again is harmless.
+pub fn install_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// The service's clock: real time, or a test's.
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 
@@ -71,6 +77,7 @@ impl std::fmt::Debug for AppState {
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, settings: Settings) -> Self {
+        install_tls();
         let rules = settings
             .automation
             .compile()

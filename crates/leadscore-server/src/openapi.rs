@@ -200,6 +200,22 @@ fn automation(doc: &mut Value) {
         "/nurture.csv": {
             "get": op("The nurture list as CSV", "admin, manager", None, ("200", json!({"type": "string"})), &[])
         },
+        "/stats/overview": {
+            "get": op("The manager's overview: leads by band and by rep, MQLs per week (12 weeks), ratings across reps, hot leads nobody has touched",
+                "admin, manager", None, ("200", json!({"type": "object"})), &[])
+        },
+        "/models/check": {
+            "post": op("Check a model's TOML (as marketing ops type): what it holds, or the error with its line", "admin, manager",
+                Some(json!({"application/toml": {"schema": {"type": "string"}}})), ("200", json!({"type": "object"})), &["400", "413"])
+        },
+        "/users": {
+            "get": op("The users of the web pages", "admin", None, ("200", list("users", json!({"type": "object"}))), &[]),
+            "post": op("Make a user of the web pages (or reset one); the password is kept as an Argon2id hash", "admin",
+                json_body(json!({"type": "object", "required": ["name", "role", "password"], "additionalProperties": false, "properties": {
+                    "name": {"type": "string"}, "role": {"type": "string", "enum": ["admin", "manager", "rep"]},
+                    "locale": {"type": "string", "enum": ["en", "vi", "uk"]}, "password": {"type": "string", "minLength": 10}}})),
+                ("201", json!({"type": "object"})), &["400", "422"])
+        },
         "/reps": {
             "get": op("The declared reps: territory, seniority, capacity and open leads", "admin, manager", None,
                 ("200", list("reps", json!({"type": "object"}))), &[])

@@ -60,6 +60,8 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver starts");
+        leadscore_server::install_tls();
+        leadscore_server::install_tls();
         let http = reqwest::Client::builder().no_proxy().build().unwrap();
         let base = format!("http://127.0.0.1:{port}");
         for _ in 0..100 {
@@ -425,5 +427,131 @@ async fn sessions_and_csrf_guard_the_pages() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    srv.stop().await.unwrap();
+}
+
+/// Won and lost leads for the model report: 12 decision makers in travel
+/// (8 won) and 12 retail clerks (1 won).
+fn outcomes_csv() -> String {
+    let mut csv = String::from("id,first_name,last_name,email,job_title,industry,outcome,outcome_date\n");
+    for i in 0..12 {
+        let o = if i < 8 { "won" } else { "lost" };
+        csv.push_str(&format!(
+            "G{i},Ann,Le,g{i}@travelco.vn,CEO,travel,{o},2026-10-0{}\n",
+            1 + i % 9
+        ));
+        let o = if i < 1 { "won" } else { "lost" };
+        csv.push_str(&format!(
+            "R{i},Bo,Tran,r{i}@gmail.com,clerk,retail,{o},2026-10-0{}\n",
+            1 + i % 9
+        ));
+    }
+    csv
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_sees_the_overview_and_marketing_ops_edit_a_model() {
+    let srv = servers().await.into_iter().next().unwrap();
+    let Some(b) = Browser::start().await else { return };
+    srv.activate_spec_model().await;
+    add_user(&srv, "maria", "manager").await;
+    add_user(&srv, "an", "rep").await;
+    add_user(&srv, "root", "admin").await;
+    let r = srv
+        .req(reqwest::Method::POST, "/leads/import", &srv.admin)
+        .header("content-type", "text/csv")
+        .body(outcomes_csv())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let mut hot = spec_lead("HOT");
+    hot["owner"] = json!("an");
+    srv.post("/leads", hot).await;
+    srv.post("/events/batch", json!(spec_events("HOT", "h"))).await;
+    for i in 0..4 {
+        srv.post(
+            "/events",
+            json!({"id": format!("hx{i}"), "lead": "HOT", "type": "page_viewed", "occurred_at": before_t(1.0), "properties": {"path": "/pricing"}}),
+        )
+        .await;
+    }
+
+    let login = async |name: &str| {
+        b.goto(&format!("{}/login", srv.base)).await;
+        b.type_into("input[name=name]", name).await;
+        b.type_into("input[name=password]", "a-long-password-1").await;
+        b.click("button[type=submit]").await;
+        b.find("nav .who").await;
+    };
+    // A rep may not see the overview.
+    login("an").await;
+    b.goto(&format!("{}/overview", srv.base)).await;
+    assert_eq!(b.text("h1").await, "This page is not for your role.");
+    b.click("nav form[action='/logout'] button").await;
+    b.find("input[name=name]").await;
+
+    // The manager's overview, with its charts.
+    login("maria").await;
+    b.goto(&format!("{}/overview", srv.base)).await;
+    b.find("#auc").await;
+    let bars = b
+        .js(
+            "return document.querySelectorAll('svg.bars rect').length",
+            json!([]),
+        )
+        .await;
+    assert!(bars.as_u64().unwrap() >= 2, "bar charts drawn: {bars}");
+    let untouched = b.text("#untouched").await;
+    assert!(
+        untouched.contains("An Nguyen"),
+        "the hot lead nobody touched: {untouched}"
+    );
+    let auc = b.text("#auc").await;
+    assert!(auc.contains("24 leads") && auc.contains("ROC AUC"), "{auc}");
+    let curves = b
+        .js(
+            "return document.querySelectorAll('#report svg path').length",
+            json!([]),
+        )
+        .await;
+    assert!(
+        curves.as_u64().unwrap() >= 3,
+        "calibration and gains drawn: {curves}"
+    );
+    b.screenshot("overview").await;
+    b.click("nav form[action='/logout'] button").await;
+    b.find("input[name=name]").await;
+
+    // Marketing ops: the active model loads; an error is named as they type.
+    login("root").await;
+    b.goto(&format!("{}/models", srv.base)).await;
+    b.wait_until("the model to load", "return document.getElementById('model-toml') && document.getElementById('model-toml').value.includes('b2b-default')").await;
+    b.wait_until(
+        "the check",
+        "return document.getElementById('model-check').textContent.startsWith('Valid')",
+    )
+    .await;
+    b.js(
+        "const e = document.getElementById('model-toml'); e.value = e.value.replace('points = 10', 'points = \"ten\"'); e.dispatchEvent(new Event('input'));",
+        json!([]),
+    )
+    .await;
+    b.wait_until(
+        "the error",
+        "return document.getElementById('model-check').className === 'error'",
+    )
+    .await;
+    let msg = b.text("#model-check").await;
+    assert!(
+        msg.contains("line") || msg.contains(':'),
+        "the error says where: {msg}"
+    );
+    b.screenshot("models").await;
+    // The admin page lists users and webhooks.
+    b.goto(&format!("{}/admin", srv.base)).await;
+    b.find("#users li").await;
+    assert!(b.text("#users").await.contains("maria · manager"));
+    b.screenshot("admin").await;
     srv.stop().await.unwrap();
 }

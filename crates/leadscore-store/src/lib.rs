@@ -14,6 +14,7 @@ pub mod postgres;
 pub mod records;
 pub mod rescore;
 pub mod sqlite;
+pub mod stats;
 pub mod testing;
 pub mod workflow;
 
@@ -179,6 +180,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Users of the web pages and their sessions.
     fn accounts(&self) -> accounts::Accounts;
+
+    /// Figures for the manager's overview.
+    fn stats(&self) -> stats::Stats;
 }
 
 /// The default database: `leadscore.db` in the working directory.

@@ -52,7 +52,7 @@ pub async fn deliver_loop(state: AppState) {
     let poll = Duration::from_millis(state.automation.rules.settings.poll_millis);
     // TLS with rustls and the `ring` provider (no OpenSSL, no cmake); the
     // system's certificate store decides whom to trust.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::install_tls();
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_millis(settings.timeout_millis))
         .pool_max_idle_per_host(settings.concurrency)

@@ -1,5 +1,6 @@
 //! The routes: the API under `/api/v1`, and the operations endpoints.
 
+mod admin;
 mod automation;
 mod events;
 mod leads;
@@ -70,6 +71,9 @@ pub fn api() -> Router<AppState> {
         .route("/nurture", get(automation::nurture))
         .route("/nurture.csv", get(automation::nurture_csv))
         .route("/reps", get(automation::reps))
+        .route("/stats/overview", get(admin::overview))
+        .route("/models/check", post(admin::check_model))
+        .route("/users", get(admin::users).post(admin::create_user))
         .route("/events", post(events::one))
         .route("/events/batch", post(events::batch))
         .route("/models", post(models::create).get(models::list))

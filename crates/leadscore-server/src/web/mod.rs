@@ -27,6 +27,9 @@ pub fn routes() -> Router<AppState> {
         .route("/logout", post(logout))
         .route("/language", post(language))
         .route("/leads/{id}", get(lead_page))
+        .route("/overview", get(overview_page))
+        .route("/models", get(models_page))
+        .route("/admin", get(admin_page))
         .route("/assets/{file}", get(asset))
 }
 
@@ -101,7 +104,7 @@ fn page(
                 })
                 .collect();
             format!(
-                "<nav aria-label=\"{app}\"><a href=\"/\" class=\"brand\">{app}</a> <a href=\"/\">{queue}</a>\
+                "<nav aria-label=\"{app}\"><a href=\"/\" class=\"brand\">{app}</a> <a href=\"/\">{queue}</a>{more}\
                  <span class=\"spacer\"></span><span class=\"who\">{user} · {role}</span>\
                  <form method=\"post\" action=\"/language\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
                  <label>{lang} <select name=\"locale\" data-autosubmit>{options}</select></label></form>\
@@ -114,6 +117,20 @@ fn page(
                 csrf = esc(&v.session.csrf),
                 lang = esc(w("nav.language")),
                 logout = esc(w("nav.logout")),
+                more = match v.session.user.role.as_str() {
+                    "admin" => format!(
+                        " <a href=\"/overview\">{}</a> <a href=\"/models\">{}</a> <a href=\"/admin\">{}</a>",
+                        esc(w("nav.overview")),
+                        esc(w("nav.models")),
+                        esc(w("nav.admin"))
+                    ),
+                    "manager" => format!(
+                        " <a href=\"/overview\">{}</a> <a href=\"/models\">{}</a>",
+                        esc(w("nav.overview")),
+                        esc(w("nav.models"))
+                    ),
+                    _ => String::new(),
+                },
             )
         }
         None => String::new(),
@@ -357,4 +374,72 @@ async fn lead_page(State(state): State<AppState>, viewer: Viewer, Path(id): Path
         page(&locale, &id, Some(&viewer), "lead", json!({"id": id}), body),
     )
         .into_response()
+}
+
+/// A page only some roles may see; others get a 403 page.
+fn restricted(viewer: &Viewer, roles: &[&str], kind: &str, title_key: &str, body: &str) -> Response {
+    let locale = viewer.session.user.locale.clone();
+    if !roles.contains(&viewer.session.user.role.as_str()) {
+        let body = format!("<h1>{}</h1>", esc(i18n::word(&locale, "page.forbidden")));
+        return (
+            StatusCode::FORBIDDEN,
+            page_headers(),
+            page(
+                &locale,
+                i18n::word(&locale, "page.forbidden"),
+                Some(viewer),
+                "forbidden",
+                json!({}),
+                &body,
+            ),
+        )
+            .into_response();
+    }
+    let body = format!("<h1>{}</h1>{body}", esc(i18n::word(&locale, title_key)));
+    (
+        page_headers(),
+        page(
+            &locale,
+            i18n::word(&locale, title_key),
+            Some(viewer),
+            kind,
+            json!({}),
+            &body,
+        ),
+    )
+        .into_response()
+}
+
+/// The manager's overview: leads by band and by rep, MQLs per week, hot
+/// leads nobody has touched, ratings across reps, the model report.
+async fn overview_page(viewer: Viewer) -> Response {
+    restricted(
+        &viewer,
+        &["admin", "manager"],
+        "overview",
+        "nav.overview",
+        "<div id=\"overview\" aria-live=\"polite\"></div>",
+    )
+}
+
+/// Marketing ops: the model editor, backtest and activation.
+async fn models_page(viewer: Viewer) -> Response {
+    restricted(
+        &viewer,
+        &["admin", "manager"],
+        "models",
+        "nav.models",
+        "<div id=\"models\"></div>",
+    )
+}
+
+/// Admins: users and webhooks.
+async fn admin_page(viewer: Viewer) -> Response {
+    restricted(
+        &viewer,
+        &["admin"],
+        "admin",
+        "nav.admin",
+        "<div id=\"admin\"></div>",
+    )
 }

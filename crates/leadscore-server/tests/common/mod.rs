@@ -199,6 +199,7 @@ pub fn assert_error(got: &(StatusCode, Value), status: u16, code: &str, field: O
 }
 
 pub fn client() -> reqwest::Client {
+    leadscore_server::install_tls();
     reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(60))

@@ -561,4 +561,10 @@ impl Store for PgStore {
             pool: self.pool.clone(),
         }))
     }
+
+    fn stats(&self) -> crate::stats::Stats {
+        crate::stats::Stats::new(std::sync::Arc::new(automation::PgSql {
+            pool: self.pool.clone(),
+        }))
+    }
 }

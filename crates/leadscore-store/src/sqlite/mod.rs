@@ -591,4 +591,8 @@ impl Store for SqliteStore {
     fn accounts(&self) -> crate::accounts::Accounts {
         crate::accounts::Accounts::new(self.io.clone())
     }
+
+    fn stats(&self) -> crate::stats::Stats {
+        crate::stats::Stats::new(self.io.clone())
+    }
 }

@@ -158,6 +158,7 @@ async function queuePage() {
   await Promise.all([loadDue(), load()]);
 }
 
+
 // ---------------------------------------------------------------- a lead
 
 function chart(history) {
@@ -275,8 +276,225 @@ async function leadPage() {
   );
 }
 
+// ---------------------------------------------------------------- charts
+
+/// A bar chart: [{label, value}], values drawn to scale, labelled.
+function bars(items, title, format = (v) => num(v, 0)) {
+  const max = Math.max(1, ...items.map((i) => i.value));
+  const h = 24 * items.length + 10;
+  const svg = svgEl("svg", { class: "chart bars", viewBox: `0 0 600 ${h}`, role: "img", "aria-label": title });
+  items.forEach((it, i) => {
+    const y = 5 + i * 24;
+    const label = svgEl("text", { x: 0, y: y + 15, "font-size": 12, fill: "#1d2330" });
+    label.textContent = it.label; svg.append(label);
+    svg.append(svgEl("rect", { x: 150, y, width: Math.max(1, (it.value / max) * 380), height: 18, fill: it.color || "#1f5fbf", rx: 3 }));
+    const v = svgEl("text", { x: 155 + (it.value / max) * 380, y: y + 14, "font-size": 12, fill: "#1d2330" });
+    v.textContent = format(it.value); svg.append(v);
+  });
+  svg.style.height = h + "px";
+  return svg;
+}
+
+/// A line chart of points [{x, y}] on 0..1 axes (calibration, gains).
+function lines(series, title, xLabel, yLabel) {
+  const svg = svgEl("svg", { class: "chart", viewBox: "0 0 600 220", role: "img", "aria-label": title });
+  const X = (v) => 40 + v * 540, Y = (v) => 190 - v * 170;
+  for (const g of [0, 0.25, 0.5, 0.75, 1]) {
+    svg.append(svgEl("line", { x1: 40, x2: 580, y1: Y(g), y2: Y(g), stroke: "#d9dee7" }));
+    const tl = svgEl("text", { x: 4, y: Y(g) + 4, "font-size": 10, fill: "#5b6475" }); tl.textContent = num(g * 100, 0) + "%"; svg.append(tl);
+  }
+  const xl = svgEl("text", { x: 300, y: 214, "font-size": 11, fill: "#5b6475", "text-anchor": "middle" }); xl.textContent = xLabel; svg.append(xl);
+  const yl = svgEl("text", { x: 44, y: 12, "font-size": 11, fill: "#5b6475" }); yl.textContent = yLabel; svg.append(yl);
+  for (const s of series) {
+    const d = s.points.map((p, i) => `${i ? "L" : "M"}${X(p.x).toFixed(1)},${Y(p.y).toFixed(1)}`).join(" ");
+    svg.append(svgEl("path", { d, fill: "none", stroke: s.color, "stroke-width": 2, "stroke-dasharray": s.dashed ? "5,4" : "" }));
+    for (const p of s.points) svg.append(svgEl("circle", { cx: X(p.x), cy: Y(p.y), r: 3, fill: s.color }));
+  }
+  return svg;
+}
+
+const BAND_COLORS = { cold: "#3b6e8f", warm: "#b7791f", hot: "#c2410c", very_hot: "#b91c1c" };
+const bandName = (b) => (b ? (W["band." + b] ? t("band." + b) : b) : "–");
+
+function pivot(counts, rows, cols, rowLabel) {
+  const table = el("table", {},
+    el("thead", {}, el("tr", {}, el("th", { scope: "col" }, rowLabel), cols.map((c) => el("th", { scope: "col", class: "num" }, c.label)))),
+    el("tbody", {}, rows.map((r) => el("tr", {}, el("th", { scope: "row" }, r || t("ov.unassigned")),
+      cols.map((c) => el("td", { class: "num" }, num((counts.find((x) => x.key === r && x.sub === c.key) || { count: 0 }).count, 0)))))));
+  return el("div", { class: "table-wrap" }, table);
+}
+
+async function overviewPage() {
+  const root = document.getElementById("overview");
+  const card = (title, ...body) => el("section", { class: "card", "aria-label": title }, el("h2", {}, title), ...body);
+  const o = await api("GET", "/stats/overview");
+  const bandsSeen = o.by_band.map((b) => b.key);
+  const order = ["very_hot", "hot", "warm", "cold"].filter((b) => bandsSeen.includes(b)).concat(bandsSeen.filter((b) => !["very_hot", "hot", "warm", "cold"].includes(b)));
+  const byBand = bars(order.map((b) => ({ label: bandName(b), value: (o.by_band.find((x) => x.key === b) || {}).count || 0, color: BAND_COLORS[b] })), t("ov.by_band"));
+  const owners = [...new Set(o.by_owner_band.map((c) => c.key))];
+  const byRep = pivot(o.by_owner_band, owners, order.map((b) => ({ key: b, label: bandName(b) })), t("col.owner"));
+  const mqls = o.mqls_per_week.length
+    ? bars(o.mqls_per_week.map((w) => ({ label: new Intl.DateTimeFormat(locale, { dateStyle: "medium" }).format(new Date(w.key)), value: w.count })), t("ov.mqls"))
+    : el("p", { class: "muted" }, t("ov.none"));
+  const untouched = o.untouched_hot.length
+    ? el("ul", { class: "plain", id: "untouched" }, o.untouched_hot.map((l) =>
+      el("li", {}, el("a", { href: "/leads/" + encodeURIComponent(l.id) }, l.name || l.id), " · ", num(l.score), " ", band(l.band, false), " · ", l.owner || t("ov.unassigned"), " · ", when(l.created_at))))
+    : el("p", { class: "muted" }, t("ov.none"));
+  const raters = [...new Set(o.ratings_by_owner.map((c) => c.key))];
+  const ratings = raters.length ? pivot(o.ratings_by_owner, raters, RATINGS.map((r) => ({ key: r, label: t("rating." + r) })), t("col.owner")) : el("p", { class: "muted" }, t("ov.none"));
+  root.replaceChildren(
+    el("div", { class: "grid" }, card(t("ov.by_band"), byBand), card(t("ov.mqls"), mqls)),
+    card(t("ov.by_rep"), byRep),
+    el("div", { class: "grid" }, card(t("ov.untouched"), untouched), card(t("ov.ratings"), ratings)),
+    card(t("ov.report"), el("div", { id: "report" }, "…")),
+  );
+  const slot = document.getElementById("report");
+  try {
+    slot.replaceChildren(...reportView(await api("GET", "/reports/model")));
+  } catch (e) { slot.replaceChildren(el("p", { class: "muted" }, e.message)); }
+}
+
+function reportView(r) {
+  if (!r.leads) return [el("p", { class: "muted" }, t("ov.no_outcomes"))];
+  const calib = lines([{ color: "#1f5fbf", points: r.calibration.map((d) => ({ x: d.mean_score / 100, y: d.rate })) }],
+    t("ov.calibration"), t("col.score"), t("ov.calibration"));
+  const gains = lines([
+    { color: "#1f5fbf", points: [{ x: 0, y: 0 }, ...r.gains.map((g) => ({ x: g.top_percent / 100, y: g.captured || 0 }))] },
+    { color: "#9aa3b2", dashed: true, points: [{ x: 0, y: 0 }, { x: 1, y: 1 }] },
+  ], t("ov.gains"), "top %", t("ov.gains"));
+  return [
+    el("p", { id: "auc" }, `${r.model}: ${num(r.leads, 0)} leads, ${num(r.conversions, 0)} won · ROC AUC ${r.auc == null ? "–" : num(r.auc, 3)}`),
+    el("div", { class: "grid" }, el("figure", {}, calib, el("figcaption", { class: "muted" }, t("ov.calibration"))),
+      el("figure", {}, gains, el("figcaption", { class: "muted" }, t("ov.gains")))),
+    ...(r.warnings || []).map((w) => el("p", { class: "muted" }, w)),
+  ];
+}
+
+// ---------------------------------------------------------------- models
+
+async function modelsPage() {
+  const root = document.getElementById("models");
+  const { models } = await api("GET", "/models");
+  const list = el("ul", { class: "plain", id: "model-list" });
+  const editor = el("textarea", { id: "model-toml", rows: 22, spellcheck: "false", "aria-label": t("models.editor"), style: null });
+  editor.style.width = "100%"; editor.style.fontFamily = "ui-monospace, monospace";
+  const verdict = el("p", { id: "model-check", role: "status" });
+  const out = el("div", { id: "model-out" });
+  const admin = boot.role === "admin";
+  const check = async () => {
+    const r = await fetch("/api/v1/models/check", { method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/toml", "X-CSRF-Token": boot.csrf }, body: editor.value });
+    const v = await r.json();
+    verdict.className = v.valid ? "notice" : "error";
+    verdict.textContent = v.valid
+      ? `${t("models.valid")}: ${v.name} · fit ${v.fit_rules} · behavior ${v.behavior_rules} · MQL ${v.mql_threshold == null ? "–" : v.mql_threshold}`
+      : v.message;
+    return v;
+  };
+  let timer = null;
+  editor.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(check, 400); });
+  const save = el("button", { type: "button", disabled: !admin }, t("models.save"));
+  save.addEventListener("click", async () => {
+    const r = await fetch("/api/v1/models", { method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/toml", "X-CSRF-Token": boot.csrf }, body: editor.value });
+    const v = await r.json();
+    if (!r.ok) { flash(out, v.error.message, true); return; }
+    flash(out, t("lead.saved")); refresh();
+  });
+  const backtest = el("button", { type: "button", class: "secondary" }, t("models.backtest"));
+  backtest.addEventListener("click", async () => {
+    const v = await check();
+    if (!v.valid) return;
+    try { out.replaceChildren(...reportView(await api("GET", "/reports/model?model=" + encodeURIComponent(v.name)))); }
+    catch (e) { flash(out, e.message, true); }
+  });
+  const activate = el("button", { type: "button", disabled: !admin }, t("models.activate"));
+  activate.addEventListener("click", async () => {
+    const v = await check();
+    if (!v.valid) return;
+    try {
+      await api("POST", `/models/${encodeURIComponent(v.name)}/activate`);
+      const progress = el("progress", { max: 1, value: 0, id: "rescore-progress", "aria-label": t("models.rescoring") });
+      out.replaceChildren(el("p", {}, t("models.rescoring"), " ", progress));
+      for (;;) {
+        const m = await api("GET", "/models/" + encodeURIComponent(v.name));
+        const p = m.rescore || {};
+        progress.max = p.total || 1; progress.value = p.done || 0;
+        if (p.finished) break;
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      out.append(el("p", { class: "notice", id: "rescore-done" }, `${v.name}: ${t("models.active")}`));
+      refresh();
+    } catch (e) { flash(out, e.message, true); }
+  });
+  async function open(name) {
+    const m = await api("GET", "/models/" + encodeURIComponent(name));
+    editor.value = m.toml || ""; check();
+  }
+  async function refresh() {
+    const { models } = await api("GET", "/models");
+    list.replaceChildren(...models.map((m) => {
+      const b = el("button", { type: "button", class: "secondary" }, m.name);
+      b.addEventListener("click", () => open(m.name));
+      return el("li", {}, b, m.active ? el("span", { class: "mql" }, t("models.active")) : null);
+    }));
+  }
+  root.replaceChildren(
+    el("div", { class: "grid" },
+      el("section", { class: "card" }, el("h2", {}, t("models.list")), list),
+      el("section", { class: "card" }, el("h2", {}, t("models.editor")), editor, verdict, el("div", { class: "row" }, save, backtest, activate))),
+    el("section", { class: "card" }, out));
+  await refresh();
+  const active = models.find((m) => m.active);
+  if (active) await open(active.name);
+}
+
+// ---------------------------------------------------------------- admin
+
+async function adminPage() {
+  const root = document.getElementById("admin");
+  const usersList = el("ul", { class: "plain", id: "users" });
+  const hooksList = el("ul", { class: "plain", id: "webhooks" });
+  const field = (name, label, attrs = {}) => el("label", {}, label, el("input", { name, ...attrs }));
+  const userForm = el("form", { class: "row", id: "user-form" },
+    field("name", t("login.name"), { required: true }),
+    select("role", t("admin.role"), ["rep", "manager", "admin"], "rep", "role."),
+    el("label", {}, t("nav.language"), el("select", { name: "locale" }, ["en", "vi", "uk"].map((l) => el("option", { value: l }, l)))),
+    field("password", t("login.password"), { type: "password", required: true, minlength: 10, autocomplete: "new-password" }),
+    el("button", { type: "submit" }, t("admin.add_user")));
+  userForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const f = new FormData(userForm);
+    try { await api("POST", "/users", Object.fromEntries(f)); userForm.reset(); flash(root, t("lead.saved")); load(); }
+    catch (err) { flash(root, err.message, true); }
+  });
+  const hookForm = el("form", { class: "row", id: "webhook-form" },
+    field("url", "URL", { type: "url", required: true }),
+    field("events", t("admin.events"), { value: "lead.mql, lead.assigned" }),
+    field("secret", t("admin.secret"), { required: true, minlength: 16 }),
+    el("button", { type: "submit" }, t("admin.add_webhook")));
+  hookForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const f = new FormData(hookForm);
+    const body = { url: f.get("url"), secret: f.get("secret"), events: String(f.get("events")).split(",").map((x) => x.trim()).filter(Boolean) };
+    try { await api("POST", "/webhooks", body); hookForm.reset(); flash(root, t("lead.saved")); load(); }
+    catch (err) { flash(root, err.message, true); }
+  });
+  async function load() {
+    const [{ users }, { webhooks }] = await Promise.all([api("GET", "/users"), api("GET", "/webhooks")]);
+    usersList.replaceChildren(...users.map((u) => el("li", {}, `${u.name} · ${u.role} · ${u.locale}`)));
+    hooksList.replaceChildren(...webhooks.map((w) => el("li", {}, `${w.url} · ${w.events.join(", ")}`)));
+  }
+  root.replaceChildren(
+    el("section", { class: "card" }, el("h2", {}, t("admin.users")), usersList, userForm),
+    el("section", { class: "card" }, el("h2", {}, t("admin.webhooks")), hooksList, hookForm));
+  await load();
+}
+
 // ---------------------------------------------------------------- start
 
 for (const s of document.querySelectorAll("select[data-autosubmit]")) s.addEventListener("change", () => s.form.submit());
-if (boot.kind === "queue") queuePage();
-else if (boot.kind === "lead") leadPage().catch((e) => document.getElementById("lead").append(el("p", { class: "error" }, e.message)));
+const pages = { queue: queuePage, lead: leadPage, overview: overviewPage, models: modelsPage, admin: adminPage };
+if (pages[boot.kind]) {
+  pages[boot.kind]().catch((e) => document.getElementById("main").append(el("p", { class: "error", role: "alert" }, e.message)));
+}
