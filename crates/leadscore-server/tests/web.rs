@@ -279,6 +279,27 @@ async fn a_rep_works_a_hot_lead_in_the_browser() {
     let why = b.text("table#leads tbody tr:first-child td.why").await;
     assert!(!why.is_empty(), "each row says why in a few words");
     b.screenshot("queue").await;
+    // On a phone: the same queue, the optional columns folded away.
+    b.cmd(
+        reqwest::Method::POST,
+        "/window/rect",
+        json!({"width": 390, "height": 844}),
+    )
+    .await;
+    let hidden = b
+        .js(
+            "return getComputedStyle(document.querySelector('table#leads td.opt')).display",
+            json!([]),
+        )
+        .await;
+    assert_eq!(hidden, "none", "optional columns fold away on a phone");
+    b.screenshot("queue-phone").await;
+    b.cmd(
+        reqwest::Method::POST,
+        "/window/rect",
+        json!({"width": 1280, "height": 900}),
+    )
+    .await;
 
     // The lead page: why it is hot.
     b.click("table#leads tbody tr:first-child th a").await;
@@ -290,6 +311,8 @@ async fn a_rep_works_a_hot_lead_in_the_browser() {
 
     // BANT: budget yes.
     b.set("#qualification-form select[name=budget]", "yes").await;
+    b.set("#qualification-form input[name='budget.fact.amount']", "25000")
+        .await;
     b.click("#qualification-form button[type=submit]").await;
     b.find("p.notice").await;
     let q = srv.get("/leads/HOT/qualification").await.1;
@@ -301,6 +324,11 @@ async fn a_rep_works_a_hot_lead_in_the_browser() {
         .unwrap()
         .clone();
     assert_eq!(budget["answer"], "yes", "{q}");
+    assert_eq!(
+        budget["facts"]["amount"],
+        json!({"amount": 25000.0, "currency": "USD"}),
+        "{q}"
+    );
 
     // The status: attempting contact.
     b.set("#status-form select[name=status]", "attempting_contact")
@@ -508,7 +536,10 @@ async fn a_manager_sees_the_overview_and_marketing_ops_edit_a_model() {
         "the hot lead nobody touched: {untouched}"
     );
     let auc = b.text("#auc").await;
-    assert!(auc.contains("24 leads") && auc.contains("ROC AUC"), "{auc}");
+    assert!(
+        auc.contains("24 leads with an outcome") && auc.contains("ROC AUC"),
+        "{auc}"
+    );
     let curves = b
         .js(
             "return document.querySelectorAll('#report svg path').length",
@@ -520,6 +551,20 @@ async fn a_manager_sees_the_overview_and_marketing_ops_edit_a_model() {
         "calibration and gains drawn: {curves}"
     );
     b.screenshot("overview").await;
+    // In Vietnamese: the words change, the numbers and dates follow vi-VN.
+    b.js(
+        "const s = document.querySelector('select[name=locale]'); s.value = 'vi'; s.dispatchEvent(new Event('change'));",
+        json!([]),
+    )
+    .await;
+    b.wait_until(
+        "the page in Vietnamese",
+        "return document.documentElement.lang === 'vi'",
+    )
+    .await;
+    assert_eq!(b.text("h1").await, "Tổng quan");
+    b.find("#auc").await;
+    b.screenshot("overview-vi").await;
     b.click("nav form[action='/logout'] button").await;
     b.find("input[name=name]").await;
 

@@ -113,7 +113,7 @@ fn page(
                 app = esc(w("app")),
                 queue = esc(w("nav.queue")),
                 user = esc(&v.session.user.name),
-                role = esc(&v.session.user.role),
+                role = esc(w(&format!("role.{}", v.session.user.role))),
                 csrf = esc(&v.session.csrf),
                 lang = esc(w("nav.language")),
                 logout = esc(w("nav.logout")),

@@ -9,6 +9,8 @@ const t = (k) => W[k] || k;
 const locale = { en: "en-GB", vi: "vi-VN", uk: "uk-UA" }[boot.locale] || "en-GB";
 const num = (x, digits = 2) =>
   x == null ? "" : new Intl.NumberFormat(locale, { maximumFractionDigits: digits }).format(x);
+const money = (x, cur) =>
+  new Intl.NumberFormat(locale, { style: "currency", currency: cur || "USD", maximumFractionDigits: 0 }).format(x);
 const when = (s) =>
   s ? new Intl.DateTimeFormat(locale, { dateStyle: "medium", timeStyle: "short" }).format(new Date(s)) : "";
 
@@ -83,6 +85,7 @@ async function queuePage() {
     select("rating", t("filter.rating"), ["", ...RATINGS], params.get("rating") || "", "rating."),
     select("status", t("filter.status"), ["", ...STATUSES], params.get("status") || "", "status."),
     el("label", {}, t("filter.mql"), el("input", { type: "checkbox", name: "mql", value: "true", checked: params.get("mql") === "true" })),
+    el("label", {}, t("queue.due"), el("input", { type: "checkbox", name: "due", value: "true", checked: params.get("due") === "true" })),
   );
   filters.addEventListener("change", () => filters.requestSubmit());
   filters.addEventListener("submit", (e) => {
@@ -110,9 +113,20 @@ async function queuePage() {
 
   async function load() {
     const q = new URLSearchParams(location.search);
+    const dueOnly = q.get("due") === "true";
+    q.delete("due");
     q.set("limit", "100");
     let data;
-    try { data = await api("GET", "/leads?" + q.toString()); }
+    try {
+      data = await api("GET", "/leads?" + q.toString());
+      if (dueOnly) {
+        // Only leads with a follow-up due within a day.
+        const soon = new Date(Date.now() + 24 * 3600 * 1000).toISOString().replace(/\.\d+Z$/, "Z");
+        const { tasks } = await api("GET", `/tasks?due_before=${soon}${boot.role === "rep" ? "&owner=me" : ""}&limit=1000`);
+        const due = new Set(tasks.map((k) => k.lead));
+        data.leads = data.leads.filter((l) => due.has(l.id));
+      }
+    }
     catch (e) { table.replaceChildren(el("p", { class: "error" }, e.message)); return; }
     if (!data.leads.length) { table.replaceChildren(el("p", { class: "muted", style: null }, t("queue.empty"))); return; }
     const head = el("tr", {},
@@ -160,6 +174,40 @@ async function queuePage() {
 
 
 // ---------------------------------------------------------------- a lead
+
+/// An input for one qualification fact, by its kind.
+function factInput(criterion, f, value) {
+  const name = `${criterion}.fact.${f.key}`;
+  switch (f.kind) {
+    case "money":
+      return el("span", { class: "row" },
+        el("label", {}, f.label, el("input", { name, type: "number", min: "0", step: "any", value: value ? value.amount : null })),
+        el("label", {}, "¤", el("input", { name: name + ".currency", size: 3, maxlength: 3, value: value ? value.currency : "USD", "aria-label": f.label + " (currency)" })),
+        value ? el("span", { class: "muted" }, money(value.amount, value.currency)) : null);
+    case "number":
+      return el("label", {}, f.label, el("input", { name, type: "number", step: "any", value }));
+    case "date":
+      return el("label", {}, f.label, el("input", { name, type: "date", value: value ? String(value).slice(0, 10) : null }));
+    case "person":
+      return el("span", { class: "row" },
+        el("label", {}, f.label, el("input", { name, value: value ? value.name : null })),
+        el("label", {}, t("admin.role"), el("input", { name: name + ".role", value: value ? value.role : null })));
+    default:
+      return el("label", {}, f.label, el("input", { name, value }));
+  }
+}
+
+function factValue(form, criterion, f) {
+  const name = `${criterion}.fact.${f.key}`;
+  const v = form.get(name);
+  if (v == null || v === "") return null;
+  switch (f.kind) {
+    case "money": return { amount: Number(v), currency: String(form.get(name + ".currency") || "USD").toUpperCase() };
+    case "number": return Number(v);
+    case "person": return form.get(name + ".role") ? { name: v, role: form.get(name + ".role") } : { name: v };
+    default: return v;
+  }
+}
 
 function chart(history) {
   const pts = history.filter((h) => h.score != null);
@@ -243,7 +291,8 @@ async function leadPage() {
         el("ul", { class: "muted" }, (c.questions || []).map((q) => el("li", {}, q))),
         el("label", {}, c.label, el("select", { name: c.key },
           ["unknown", "no", "partial", "yes"].map((a) => el("option", { value: a, selected: c.answer === a }, t("answer." + a))))),
-        el("label", {}, t("lead.note"), el("input", { name: c.key + ".notes", value: c.notes || "" })))),
+        el("label", {}, t("lead.note"), el("input", { name: c.key + ".notes", value: c.notes || "" })),
+        el("div", { class: "row" }, (c.facts_asked || []).map((f) => factInput(c.key, f, (c.facts || {})[f.key]))))),
       el("button", { type: "submit" }, t("lead.save")));
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
@@ -251,6 +300,12 @@ async function leadPage() {
       for (const c of qual.criteria) {
         criteria[c.key] = { answer: f.get(c.key) };
         if (f.get(c.key + ".notes")) criteria[c.key].notes = f.get(c.key + ".notes");
+        const facts = {};
+        for (const fa of c.facts_asked || []) {
+          const v = factValue(f, c.key, fa);
+          if (v != null) facts[fa.key] = v;
+        }
+        if (Object.keys(facts).length) criteria[c.key].facts = facts;
       }
       try { await api("PUT", path + "/qualification", { framework: qual.framework, criteria }); flash(root, t("lead.saved")); }
       catch (err) { flash(root, err.message, true); }
@@ -263,8 +318,9 @@ async function leadPage() {
     el("h1", {}, name, " ", band(s.band, s.mql)),
     el("div", { class: "grid" },
       card(t("lead.why"), el("p", { class: "score-big", id: "score" }, num(s.score)),
-        el("p", { class: "muted" }, `fit ${num(s.fit)} · engagement ${num(s.engagement)} · ${t("col.grade")} ${s.grade || "–"}`), breakdown),
+        el("p", { class: "muted" }, `${t("lead.fit")} ${num(s.fit)} · ${t("lead.engagement")} ${num(s.engagement)} · ${t("col.grade")} ${s.grade || "–"}`), breakdown),
       card(t("lead.fields"), el("dl", {}, fields.flatMap((f) => [el("dt", {}, t("field." + f)), el("dd", {}, lead[f] == null ? "–" : f === "employees" || f === "annual_revenue" ? num(lead[f], 0) : String(lead[f]))]),
+        Object.entries(lead.attributes || {}).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v))]),
         el("dt", {}, t("col.rating")), el("dd", {}, lead.rating ? t("rating." + lead.rating) : "–"),
         el("dt", {}, t("col.status")), el("dd", { id: "status" }, t("status." + lead.status)))),
       prediction,
@@ -363,7 +419,7 @@ function reportView(r) {
     { color: "#9aa3b2", dashed: true, points: [{ x: 0, y: 0 }, { x: 1, y: 1 }] },
   ], t("ov.gains"), "top %", t("ov.gains"));
   return [
-    el("p", { id: "auc" }, `${r.model}: ${num(r.leads, 0)} leads, ${num(r.conversions, 0)} won · ROC AUC ${r.auc == null ? "–" : num(r.auc, 3)}`),
+    el("p", { id: "auc" }, `${r.model}: ${num(r.leads, 0)} ${t("ov.leads")}, ${num(r.conversions, 0)} ${t("ov.won")} · ROC AUC ${r.auc == null ? "–" : num(r.auc, 3)}`),
     el("div", { class: "grid" }, el("figure", {}, calib, el("figcaption", { class: "muted" }, t("ov.calibration"))),
       el("figure", {}, gains, el("figcaption", { class: "muted" }, t("ov.gains")))),
     ...(r.warnings || []).map((w) => el("p", { class: "muted" }, w)),
