@@ -63,6 +63,10 @@ pub async fn leads(state: &AppState, records: &[LeadRecord]) -> ApiResult<Vec<Va
             v["automation"] = json!({
                 "next_check_at": auto.and_then(|a| a.next_at).map(|t| t.to_string()),
                 "nurture_since": auto.and_then(|a| a.nurture_since).map(|t| t.to_string()),
+                "last_activity_at": auto
+                    .and_then(|a| a.doc.get("last_event_at"))
+                    .and_then(Value::as_i64)
+                    .map(|t| leadscore_core::Timestamp::from_micros(t).to_string()),
                 "triggers_holding": auto
                     .and_then(|a| a.doc.get("holding"))
                     .and_then(Value::as_object)

@@ -96,6 +96,9 @@ pub struct Seen {
     pub fired: BTreeSet<String>,
     /// Since when the lead has been in a cold band.
     pub cold_since: Option<i64>,
+    /// The time of the lead's latest event (activities included), for the
+    /// "last activity" column.
+    pub last_event_at: Option<i64>,
 }
 
 /// The lead as triggers see it: its fields, and the score and the rep's
@@ -290,6 +293,11 @@ impl Engine {
             rating: rating.clone(),
             status: Some(status.as_str().to_owned()),
             owner: record.owner.clone(),
+            last_event_at: events
+                .iter()
+                .map(|e| e.occurred_at.as_micros())
+                .filter(|&t| t <= now.as_micros())
+                .max(),
             ..Seen::default()
         };
         let mut plan = Plan {

@@ -315,6 +315,7 @@ const WORDS: &[(&str, &str, &str, &str)] = &[
         "Додати користувача",
     ),
     ("admin.webhooks", "Webhooks", "Webhook", "Вебхуки"),
+    ("admin.delete", "Delete", "Xóa", "Видалити"),
     ("admin.add_webhook", "Subscribe", "Đăng ký", "Підписатися"),
     ("admin.role", "Role", "Vai trò", "Роль"),
     (

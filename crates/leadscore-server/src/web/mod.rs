@@ -184,21 +184,25 @@ fn login_form(locale: &str, error: bool) -> String {
     )
 }
 
-async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let locale = locale_of(&headers, &state);
-    let body = login_form(&locale, false);
+/// The login page (after a refused sign-in: with the message, and 401).
+fn login_response(locale: &str, refused: bool) -> Response {
+    let body = login_form(locale, refused);
+    let status = if refused {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
+    let title = i18n::word(locale, "login.title");
     (
+        status,
         page_headers(),
-        page(
-            &locale,
-            i18n::word(&locale, "login.title"),
-            None,
-            "login",
-            json!({}),
-            &body,
-        ),
+        page(locale, title, None, "login", json!({}), &body),
     )
         .into_response()
+}
+
+async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    login_response(&locale_of(&headers, &state), false)
 }
 
 #[derive(Deserialize)]
@@ -213,33 +217,21 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<
         Ok(u) => u,
         Err(e) => return crate::error::ApiError::from(e).into_response(),
     };
-    // The hash is checked even for an unknown name, so the answer takes as
-    // long either way.
-    const DUMMY: &str =
-        "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$9sTbSlTio3Biev89thdrlKKiCaYsjjYVJxGAL3swxpQ";
-    let ok = match &user {
-        Some(u) => session::verify_password(&f.password, &u.password_hash) && u.active,
-        None => {
-            session::verify_password(&f.password, DUMMY);
-            false
-        }
-    };
+    // The hash is checked even for an unknown name (against a made-up
+    // one), so the answer takes as long either way; off the async threads.
+    static DUMMY: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| session::hash_password("not anyone's password").unwrap_or_default());
+    let (password, stored) = (f.password.clone(), user.as_ref().map(|u| u.password_hash.clone()));
+    let matched = tokio::task::spawn_blocking(move || {
+        let hash = stored.unwrap_or_else(|| DUMMY.clone());
+        session::verify_password(&password, &hash)
+    })
+    .await
+    .unwrap_or(false);
+    let ok = matched && user.as_ref().is_some_and(|u| u.active);
     let Some(user) = user.filter(|_| ok) else {
         tracing::info!("a sign-in was refused");
-        let body = login_form(&locale, true);
-        return (
-            StatusCode::UNAUTHORIZED,
-            page_headers(),
-            page(
-                &locale,
-                i18n::word(&locale, "login.title"),
-                None,
-                "login",
-                json!({}),
-                &body,
-            ),
-        )
-            .into_response();
+        return login_response(&locale, true);
     };
     match session::start(&state, &user).await {
         Ok((value, _csrf)) => (

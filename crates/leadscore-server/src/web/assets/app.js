@@ -165,7 +165,7 @@ async function queuePage() {
         el("td", { class: "opt num" }, l.employees == null ? "" : num(l.employees, 0)),
         el("td", { class: "opt" }, l.region || l.country || ""),
         el("td", { class: "opt" }, l.owner || "–"),
-        el("td", { class: "opt" }, when(l.updated_at)));
+        el("td", { class: "opt" }, when(l.automation && l.automation.last_activity_at) || "–"));
     });
     table.replaceChildren(el("table", { id: "leads" }, el("thead", {}, head), el("tbody", {}, rows)));
   }
@@ -539,7 +539,13 @@ async function adminPage() {
   async function load() {
     const [{ users }, { webhooks }] = await Promise.all([api("GET", "/users"), api("GET", "/webhooks")]);
     usersList.replaceChildren(...users.map((u) => el("li", {}, `${u.name} · ${u.role} · ${u.locale}`)));
-    hooksList.replaceChildren(...webhooks.map((w) => el("li", {}, `${w.url} · ${w.events.join(", ")}`)));
+    hooksList.replaceChildren(...webhooks.map((w) => {
+      const del = el("button", { type: "button", class: "secondary", "aria-label": `${t("admin.delete")}: ${w.url}` }, t("admin.delete"));
+      del.addEventListener("click", async () => {
+        try { await api("DELETE", "/webhooks/" + encodeURIComponent(w.id)); load(); } catch (e) { flash(root, e.message, true); }
+      });
+      return el("li", {}, `${w.url} · ${w.events.join(", ")} `, del);
+    }));
   }
   root.replaceChildren(
     el("section", { class: "card" }, el("h2", {}, t("admin.users")), usersList, userForm),
