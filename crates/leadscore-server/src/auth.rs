@@ -136,7 +136,7 @@ impl FromRequestParts<AppState> for Principal {
                     .headers
                     .get(crate::web::session::CSRF_HEADER)
                     .and_then(|h| h.to_str().ok());
-                if !safe && sent != Some(session.csrf.as_str()) {
+                if !safe && !sent.is_some_and(|t| crate::web::session::same_secret(t, &session.csrf)) {
                     return Err(ApiError::forbidden(
                         "a change from the web pages carries the page's CSRF token (X-CSRF-Token)",
                     ));

@@ -79,7 +79,9 @@ fn workflow(doc: &mut Value) {
             "parameters": [query("model", "string", "a stored model (a backtest before activating it); default: the active one"),
                 query("capacity", "number", "leads a week the sales team can work, for the MQL threshold advice")],
             "get": op("How well the model's scores match real outcomes: conversion per band and grade, ROC AUC, calibration, gains, per-rule statistics with suggested points, MQL threshold advice",
-                "admin, manager", None, ("200", json!({"type": "object"})), &["404", "422"])
+                "admin, manager", None, ("200", json!({"type": "object"})), &["404", "422"]),
+            "post": op("The same report for a draft model (its TOML in the body), without storing it: a backtest while editing",
+                "admin, manager", Some(json!({"application/toml": {"schema": {"type": "string"}}})), ("200", json!({"type": "object"})), &["400", "413", "422"])
         },
         "/predictive": {
             "get": op("The active predictive model and its cross-validated figures", "admin, manager", None,

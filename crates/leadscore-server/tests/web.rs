@@ -314,7 +314,7 @@ async fn a_rep_works_a_hot_lead_in_the_browser() {
     b.set("#qualification-form input[name='budget.fact.amount']", "25000")
         .await;
     b.click("#qualification-form button[type=submit]").await;
-    b.find("p.notice").await;
+    b.find("#live.notice").await;
     let q = srv.get("/leads/HOT/qualification").await.1;
     let budget = q["criteria"]
         .as_array()
@@ -374,6 +374,16 @@ async fn sessions_and_csrf_guard_the_pages() {
     let r = http.get(format!("{}/", srv.base)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(r.headers()["location"], "/login");
+    // A sign-in posted from another site is refused.
+    let r = http
+        .post(format!("{}/login", srv.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", "cross-site")
+        .body("name=an&password=a-long-password-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let r = http
         .post(format!("{}/login", srv.base))
         .header("content-type", "application/x-www-form-urlencoded")
@@ -552,11 +562,8 @@ async fn a_manager_sees_the_overview_and_marketing_ops_edit_a_model() {
     );
     b.screenshot("overview").await;
     // In Vietnamese: the words change, the numbers and dates follow vi-VN.
-    b.js(
-        "const s = document.querySelector('select[name=locale]'); s.value = 'vi'; s.dispatchEvent(new Event('change'));",
-        json!([]),
-    )
-    .await;
+    b.set("nav select[name=locale]", "vi").await;
+    b.click("nav form[action='/language'] button").await;
     b.wait_until(
         "the page in Vietnamese",
         "return document.documentElement.lang === 'vi'",

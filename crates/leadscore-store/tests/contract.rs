@@ -728,3 +728,76 @@ async fn automation_saves_are_guarded_and_deliveries_leased() {
         assert_eq!(a.loads().await.unwrap()[0].open_leads, 0);
     }
 }
+
+/// Users, sessions and the overview's figures, on both databases.
+#[tokio::test]
+async fn accounts_and_the_overview_figures() {
+    use leadscore_store::accounts::User;
+    for f in backends().await {
+        let s = &*f.store;
+        let acc = s.accounts();
+        let user = |role: &str| User {
+            name: "an".into(),
+            password_hash: "$argon2id$x".into(),
+            role: role.into(),
+            locale: "vi".into(),
+            created_at: t0(),
+            active: true,
+        };
+        acc.put_user(&user("rep")).await.unwrap();
+        let later = Timestamp::from_micros(t0().as_micros() + 3_600_000_000);
+        acc.create_session("h1", "an", "c1", t0(), later).await.unwrap();
+        let live = acc.session("h1", t0()).await.unwrap().expect("a live session");
+        assert_eq!(
+            (live.user.role.as_str(), live.csrf.as_str()),
+            ("rep", "c1"),
+            "{}",
+            s.backend()
+        );
+        assert!(acc.session("h1", later).await.unwrap().is_none(), "expired");
+        assert!(acc.session("nope", t0()).await.unwrap().is_none());
+        // A reset (new role) ends the sessions.
+        acc.put_user(&user("manager")).await.unwrap();
+        assert!(acc.session("h1", t0()).await.unwrap().is_none());
+        assert_eq!(acc.user("an").await.unwrap().unwrap().role, "manager");
+        assert!(acc.set_locale("an", "uk").await.unwrap());
+        assert_eq!(acc.users().await.unwrap()[0].locale, "uk");
+
+        // The overview: by band, by owner, MQLs per week, untouched hot leads.
+        with_spec_model(s).await;
+        let mut hot = new(spec_lead("H1"));
+        hot.owner = Some("an".into());
+        s.write_leads(vec![hot, new(spec_lead("C1"))], OnConflict::Refuse, t0())
+            .await
+            .unwrap();
+        let mut events = spec_events("H1");
+        for i in 0..6 {
+            events.push(ev(
+                &format!("p{i}"),
+                "H1",
+                "page_viewed",
+                1.0,
+                &[("path", "/pricing")],
+            ));
+        }
+        s.ingest(events, t0()).await.unwrap();
+        let o = s
+            .stats()
+            .overview(t0(), 12, &["hot".into(), "very_hot".into()])
+            .await
+            .unwrap();
+        let band = |b: &str| o.by_band.iter().find(|c| c.key == b).map_or(0, |c| c.count);
+        assert_eq!((band("hot"), band("cold")), (1, 1), "{}: {o:?}", s.backend());
+        assert!(
+            o.by_owner_band
+                .iter()
+                .any(|c| c.key == "an" && c.sub.as_deref() == Some("hot") && c.count == 1)
+        );
+        assert_eq!(o.mqls_per_week.iter().map(|w| w.count).sum::<i64>(), 1, "{o:?}");
+        assert_eq!(o.mqls_per_week[0].key, "2026-10-26", "the week's Monday");
+        assert_eq!(
+            o.untouched_hot.iter().map(|w| w.id.as_str()).collect::<Vec<_>>(),
+            ["H1"]
+        );
+    }
+}

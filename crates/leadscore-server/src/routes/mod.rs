@@ -54,7 +54,7 @@ pub fn api() -> Router<AppState> {
         .route("/leads/{id}/activities", post(workflow::log_activity))
         .route("/leads/{id}/log", get(workflow::lead_log))
         .route("/tasks", get(workflow::list_tasks))
-        .route("/reports/model", get(reports::model))
+        .route("/reports/model", get(reports::model).post(reports::draft))
         .route("/predictive", get(predictive::active))
         .route("/predictive/train", post(predictive::train))
         .route("/tasks/{id}/{action}", post(workflow::change_task))

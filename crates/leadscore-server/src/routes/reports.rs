@@ -2,9 +2,12 @@
 
 use axum::Json;
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use leadscore_core::ScoringModel;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::TextBody;
 use crate::AppState;
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult};
@@ -35,10 +38,30 @@ pub async fn model(
         ));
     }
     let model = reports::model(&state.store, p.model.as_deref()).await?;
+    report_json(&state, model, p.capacity).await
+}
+
+async fn report_json(state: &AppState, model: ScoringModel, capacity: Option<f64>) -> ApiResult<Json<Value>> {
     let cases = reports::cases(&state.store).await?;
     let report =
-        tokio::task::spawn_blocking(move || leadscore_core::report::report(&model, &cases, p.capacity))
+        tokio::task::spawn_blocking(move || leadscore_core::report::report(&model, &cases, capacity))
             .await
             .map_err(|e| ApiError::bad_request(format!("the report failed: {e}")))?;
     Ok(Json(serde_json::to_value(report).expect("a report serializes")))
+}
+
+/// `POST /reports/model`: the report for a draft model (its TOML in the
+/// body), not stored: a backtest while marketing ops edit.
+pub async fn draft(
+    State(state): State<AppState>,
+    who: Principal,
+    TextBody(text): TextBody,
+) -> ApiResult<Json<Value>> {
+    who.require(&[Role::Admin, Role::Manager], "read reports")?;
+    let model = ScoringModel::from_toml(&text, "draft.toml").map_err(|e| {
+        let mut err = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_model", e.to_string());
+        err.field = e.rule.clone();
+        err
+    })?;
+    report_json(&state, model, None).await
 }

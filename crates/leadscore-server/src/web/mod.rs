@@ -67,9 +67,11 @@ async fn asset(Path(file): Path<String>) -> Response {
 
 /// Headers every page carries: no framing, no sniffing, scripts and styles
 /// from this server only.
-fn page_headers() -> [(header::HeaderName, &'static str); 4] {
+fn page_headers() -> [(header::HeaderName, &'static str); 5] {
     [
         (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+        // Pages carry a CSRF token and lead data: never kept by caches.
+        (header::CACHE_CONTROL, "no-store"),
         (
             header::CONTENT_SECURITY_POLICY,
             "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'",
@@ -107,7 +109,8 @@ fn page(
                 "<nav aria-label=\"{app}\"><a href=\"/\" class=\"brand\">{app}</a> <a href=\"/\">{queue}</a>{more}\
                  <span class=\"spacer\"></span><span class=\"who\">{user} · {role}</span>\
                  <form method=\"post\" action=\"/language\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-                 <label>{lang} <select name=\"locale\" data-autosubmit>{options}</select></label></form>\
+                 <input type=\"hidden\" name=\"back\" value=\"\" data-back>\
+                 <label>{lang} <select name=\"locale\">{options}</select></label> <button type=\"submit\" class=\"secondary\">OK</button></form>\
                  <form method=\"post\" action=\"/logout\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
                  <button type=\"submit\">{logout}</button></form></nav>",
                 app = esc(w("app")),
@@ -211,8 +214,23 @@ struct LoginForm {
     password: String,
 }
 
+/// Failed sign-ins per name (see `session::Limiter`).
+static LIMITER: std::sync::LazyLock<session::Limiter> = std::sync::LazyLock::new(session::Limiter::default);
+
 async fn login(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
     let locale = locale_of(&headers, &state);
+    if !session::same_site(&headers) {
+        return (StatusCode::FORBIDDEN, "sign in from this site's own page").into_response();
+    }
+    if LIMITER.blocked(f.name.trim()) {
+        tracing::warn!("sign-ins refused for a while after repeated failures");
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, session::FAILURE_WINDOW.as_secs().to_string())],
+            "too many failed sign-ins for this name; try again in 15 minutes",
+        )
+            .into_response();
+    }
     let user = match state.store.accounts().user(f.name.trim()).await {
         Ok(u) => u,
         Err(e) => return crate::error::ApiError::from(e).into_response(),
@@ -231,8 +249,18 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<
     let ok = matched && user.as_ref().is_some_and(|u| u.active);
     let Some(user) = user.filter(|_| ok) else {
         tracing::info!("a sign-in was refused");
+        LIMITER.failed(f.name.trim());
         return login_response(&locale, true);
     };
+    LIMITER.succeeded(f.name.trim());
+    // A session the browser already had ends: one person, one session here.
+    if let Some(old) = session::cookie_value(&headers) {
+        let _ = state
+            .store
+            .accounts()
+            .end_session(&crate::auth::token_hash(&old))
+            .await;
+    }
     match session::start(&state, &user).await {
         Ok((value, _csrf)) => (
             StatusCode::SEE_OTHER,
@@ -251,14 +279,33 @@ struct CsrfForm {
     csrf: String,
     #[serde(default)]
     locale: Option<String>,
+    /// The page to go back to (a path on this site).
+    #[serde(default)]
+    back: Option<String>,
+}
+
+/// A form's CSRF token is the session's, and it came from our own page.
+fn form_ok(headers: &HeaderMap, viewer: &Viewer, f: &CsrfForm) -> bool {
+    session::same_site(headers) && session::same_secret(&f.csrf, &viewer.session.csrf)
+}
+
+/// A path on this site: `/` and more, never `//host` or a backslash.
+fn local_path(p: &str) -> Option<&str> {
+    (p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') && !p.chars().any(char::is_control))
+        .then_some(p)
 }
 
 fn csrf_refused() -> Response {
     (StatusCode::FORBIDDEN, "the form is out of date; reload the page").into_response()
 }
 
-async fn logout(State(state): State<AppState>, viewer: Viewer, Form(f): Form<CsrfForm>) -> Response {
-    if f.csrf != viewer.session.csrf {
+async fn logout(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if !form_ok(&headers, &viewer, &f) {
         return csrf_refused();
     }
     if let Err(e) = state.store.accounts().end_session(&viewer.session_hash).await {
@@ -280,7 +327,7 @@ async fn language(
     headers: HeaderMap,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    if f.csrf != viewer.session.csrf {
+    if !form_ok(&headers, &viewer, &f) {
         return csrf_refused();
     }
     let Some(locale) = f.locale.filter(|l| i18n::known(l)) else {
@@ -295,13 +342,7 @@ async fn language(
         return crate::error::ApiError::from(e).into_response();
     }
     // Back where the form was.
-    let back = headers
-        .get(header::REFERER)
-        .and_then(|r| r.to_str().ok())
-        .and_then(|r| r.find("://").map(|i| &r[i + 3..]))
-        .and_then(|r| r.find('/').map(|i| r[i..].to_owned()))
-        .filter(|p| p.starts_with('/') && !p.starts_with("//"))
-        .unwrap_or_else(|| "/".to_owned());
+    let back = f.back.as_deref().and_then(local_path).unwrap_or("/").to_owned();
     Redirect::to(&back).into_response()
 }
 
@@ -313,10 +354,21 @@ fn principal(v: &Viewer) -> Option<Principal> {
 }
 
 /// The rep's queue (`/`): their leads, most promising first.
-async fn queue(viewer: Viewer) -> Response {
+async fn queue(State(state): State<AppState>, viewer: Viewer) -> Response {
     let locale = viewer.session.user.locale.clone();
+    // The band filter offers the active models' bands, best first.
+    let mut bands: Vec<String> = Vec::new();
+    if let Ok(Some(set)) = state.store.active_model().await {
+        for m in &set.members {
+            for b in m.model.bands.iter().rev() {
+                if !bands.contains(&b.name) {
+                    bands.push(b.name.clone());
+                }
+            }
+        }
+    }
     let body = format!(
-        "<h1>{}</h1><div id=\"queue\" aria-live=\"polite\"></div>",
+        "<h1>{}</h1><div id=\"queue\"></div>",
         esc(i18n::word(&locale, "queue.title"))
     );
     (
@@ -326,7 +378,7 @@ async fn queue(viewer: Viewer) -> Response {
             i18n::word(&locale, "nav.queue"),
             Some(&viewer),
             "queue",
-            json!({}),
+            json!({"bands": bands}),
             &body,
         ),
     )
@@ -360,7 +412,7 @@ async fn lead_page(State(state): State<AppState>, viewer: Viewer, Path(id): Path
         )
             .into_response();
     }
-    let body = "<div id=\"lead\" aria-live=\"polite\"></div>";
+    let body = "<div id=\"lead\"></div>";
     (
         page_headers(),
         page(&locale, &id, Some(&viewer), "lead", json!({"id": id}), body),
@@ -410,7 +462,7 @@ async fn overview_page(viewer: Viewer) -> Response {
         &["admin", "manager"],
         "overview",
         "nav.overview",
-        "<div id=\"overview\" aria-live=\"polite\"></div>",
+        "<div id=\"overview\"></div>",
     )
 }
 

@@ -20,6 +20,74 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 /// How long a session lasts.
 pub const SESSION_DAYS: i64 = 7;
 
+/// Equal, in time that does not depend on where they differ.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Did this form come from our own pages? Browsers say so in
+/// `Sec-Fetch-Site` (or at least `Origin`); a request without either is not
+/// from a browser page and is let through (the session's CSRF token still
+/// guards every change).
+pub fn same_site(headers: &axum::http::HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|h| h.to_str().ok()) {
+        return matches!(site, "same-origin" | "none");
+    }
+    match (
+        headers
+            .get(axum::http::header::ORIGIN)
+            .and_then(|h| h.to_str().ok()),
+        headers
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok()),
+    ) {
+        (Some(origin), Some(host)) => origin.split("://").nth(1) == Some(host),
+        (Some(_), None) => false,
+        (None, _) => true,
+    }
+}
+
+/// Failed sign-ins per user name, to slow password guessing: after
+/// [`MAX_FAILURES`] within [`FAILURE_WINDOW`], that name is refused until
+/// the window has passed.
+#[derive(Debug, Default)]
+pub struct Limiter {
+    failures: std::sync::Mutex<std::collections::HashMap<String, Vec<std::time::Instant>>>,
+}
+
+pub const MAX_FAILURES: usize = 10;
+pub const FAILURE_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+impl Limiter {
+    fn recent(&self, name: &str) -> usize {
+        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let list = f.entry(name.to_lowercase()).or_default();
+        list.retain(|t| t.elapsed() < FAILURE_WINDOW);
+        list.len()
+    }
+
+    pub fn blocked(&self, name: &str) -> bool {
+        self.recent(name) >= MAX_FAILURES
+    }
+
+    pub fn failed(&self, name: &str) {
+        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if f.len() > 100_000 {
+            f.retain(|_, v| v.iter().any(|t| t.elapsed() < FAILURE_WINDOW));
+        }
+        f.entry(name.to_lowercase())
+            .or_default()
+            .push(std::time::Instant::now());
+    }
+
+    pub fn succeeded(&self, name: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&name.to_lowercase());
+    }
+}
+
 /// The Argon2id hash of a password, as a PHC string.
 pub fn hash_password(password: &str) -> Result<String, String> {
     let mut salt = [0u8; 16];
@@ -82,9 +150,8 @@ pub fn cookie(state: &AppState, value: Option<&str>) -> String {
 }
 
 /// The session cookie's value in a request, if any.
-pub fn cookie_value(parts: &Parts) -> Option<String> {
-    parts
-        .headers
+pub fn cookie_value(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|h| h.to_str().ok())
@@ -100,7 +167,7 @@ pub async fn of_request(
     parts: &Parts,
     state: &AppState,
 ) -> Result<Option<(String, Session)>, leadscore_store::StoreError> {
-    let Some(value) = cookie_value(parts) else {
+    let Some(value) = cookie_value(&parts.headers) else {
         return Ok(None);
     };
     let hash = token_hash(&value);
@@ -163,5 +230,19 @@ mod tests {
         assert!(!verify_password("x", "not a hash"));
         assert_ne!(h, hash_password("correct horse battery").unwrap(), "salted");
         assert!(check_password("short").is_err());
+    }
+
+    #[test]
+    fn guessing_is_slowed_and_secrets_compare_whole() {
+        let l = Limiter::default();
+        for _ in 0..MAX_FAILURES {
+            assert!(!l.blocked("An"));
+            l.failed("an");
+        }
+        assert!(l.blocked("AN"));
+        assert!(!l.blocked("binh"));
+        l.succeeded("an");
+        assert!(!l.blocked("an"));
+        assert!(same_secret("abc", "abc") && !same_secret("abc", "abd") && !same_secret("abc", "ab"));
     }
 }

@@ -9,8 +9,12 @@ const t = (k) => W[k] || k;
 const locale = { en: "en-GB", vi: "vi-VN", uk: "uk-UA" }[boot.locale] || "en-GB";
 const num = (x, digits = 2) =>
   x == null ? "" : new Intl.NumberFormat(locale, { maximumFractionDigits: digits }).format(x);
+const CURRENCY = { vi: "VND", uk: "UAH", en: "USD" }[boot.locale] || "USD";
 const money = (x, cur) =>
-  new Intl.NumberFormat(locale, { style: "currency", currency: cur || "USD", maximumFractionDigits: 0 }).format(x);
+  new Intl.NumberFormat(locale, { style: "currency", currency: cur || CURRENCY, maximumFractionDigits: 0 }).format(x);
+/// A number when it is one, else the text as given (employees "51-200").
+const numOrText = (x) => (typeof x === "number" ? num(x, 0) : x == null ? "" : String(x));
+const day = (s) => new Intl.DateTimeFormat(locale, { dateStyle: "medium", timeZone: "UTC" }).format(new Date(s));
 const when = (s) =>
   s ? new Intl.DateTimeFormat(locale, { dateStyle: "medium", timeStyle: "short" }).format(new Date(s)) : "";
 
@@ -51,7 +55,7 @@ async function api(method, path, body) {
 
 function band(b, mql) {
   if (!b) return el("span", { class: "muted" }, "–");
-  return el("span", {}, el("span", { class: "band band-" + b }, t("band." + b)), mql ? el("span", { class: "mql" }, "MQL") : null);
+  return el("span", {}, el("span", { class: "band band-" + b }, bandName(b)), mql ? el("span", { class: "mql" }, "MQL") : null);
 }
 
 function why(lead) {
@@ -64,14 +68,19 @@ function select(name, label, values, current, words) {
     el("select", { name }, values.map((v) => el("option", { value: v, selected: v === current }, v === "" ? t("filter.any") : t(words + v)))));
 }
 
-function flash(container, message, isError) {
-  const n = el("p", { class: isError ? "error" : "notice", role: isError ? "alert" : "status" }, message);
-  container.prepend(n);
-  setTimeout(() => n.remove(), 4000);
+/// Messages go to one live region, made once, so screen readers announce them.
+const live = el("div", { id: "live", role: "status", "aria-live": "polite" });
+document.getElementById("main").prepend(live);
+function flash(_container, message, isError) {
+  live.className = isError ? "error" : "notice";
+  live.textContent = message;
+  clearTimeout(flash.timer);
+  flash.timer = setTimeout(() => { live.textContent = ""; live.className = ""; }, 5000);
 }
 
 // ---------------------------------------------------------------- the queue
 
+const LANGS = { en: "English", vi: "Tiếng Việt", uk: "Українська" };
 const RATINGS = ["unknown", "not_potential", "low", "medium", "high"];
 const STATUSES = ["new", "attempting_contact", "contacted", "verified", "contact_later", "qualified", "converted", "disqualified", "lost"];
 const QUICK_STATUSES = ["attempting_contact", "contacted", "verified", "qualified"];
@@ -81,7 +90,9 @@ async function queuePage() {
   const params = new URLSearchParams(location.search);
   const filters = el("form", { class: "filters", role: "search" },
     el("label", { class: "search" }, t("queue.search"), el("input", { name: "q", type: "search", value: params.get("q") || "" })),
-    select("band", t("filter.band"), ["", "cold", "warm", "hot", "very_hot"], params.get("band") || "", "band."),
+    el("label", {}, t("filter.band"), el("select", { name: "band" },
+      el("option", { value: "" }, t("filter.any")),
+      (boot.data.bands || []).map((b) => el("option", { value: b, selected: params.get("band") === b }, bandName(b))))),
     select("rating", t("filter.rating"), ["", ...RATINGS], params.get("rating") || "", "rating."),
     select("status", t("filter.status"), ["", ...STATUSES], params.get("status") || "", "status."),
     el("label", {}, t("filter.mql"), el("input", { type: "checkbox", name: "mql", value: "true", checked: params.get("mql") === "true" })),
@@ -111,69 +122,106 @@ async function queuePage() {
     } catch (e) { due.append(el("p", { class: "error" }, e.message)); }
   }
 
-  async function load() {
+  const more = el("button", { type: "button", class: "secondary", id: "more", hidden: true }, t("queue.more"));
+  let cursor = null;
+  more.addEventListener("click", () => load(true));
+  root.append(more);
+
+  /// A select whose new value is saved only with its button: arrowing
+  /// through it with the keyboard changes nothing by itself.
+  function confirmSelect(select, save) {
+    const ok = el("button", { type: "button", class: "secondary", hidden: true, "aria-label": t("lead.save") + ": " + select.getAttribute("aria-label") }, "✓");
+    const start = select.value;
+    select.addEventListener("change", () => { ok.hidden = select.value === start; });
+    ok.addEventListener("click", async () => {
+      try { await save(select.value); flash(root, t("lead.saved")); ok.hidden = true; }
+      catch (e) { flash(root, e.message, true); }
+      select.focus();
+    });
+    return el("span", { class: "confirm" }, select, ok);
+  }
+
+  function row(l) {
+    const name = [l.first_name, l.last_name].filter(Boolean).join(" ") || l.id;
+    const rating = el("select", { "aria-label": `${t("col.rating")}: ${name}`, class: "rating" },
+      el("option", { value: "", selected: !l.rating }, "–"),
+      RATINGS.map((r) => el("option", { value: r, selected: l.rating === r }, t("rating." + r))));
+    const status = el("select", { "aria-label": `${t("col.status")}: ${name}`, class: "status" },
+      el("option", { value: l.status, selected: true }, t("status." + l.status)),
+      QUICK_STATUSES.filter((x) => x !== l.status).map((x) => el("option", { value: x }, t("status." + x))));
+    const s = l.score || {};
+    return el("tr", { "data-lead": l.id },
+      el("th", { scope: "row" }, el("a", { href: "/leads/" + encodeURIComponent(l.id) }, name)),
+      el("td", { class: "num score" }, num(s.score)),
+      el("td", {}, band(s.band, s.mql)),
+      el("td", {}, s.grade || ""),
+      el("td", {}, confirmSelect(rating, (v) => api("PATCH", "/leads/" + encodeURIComponent(l.id), { rating: v || null }))),
+      el("td", {}, confirmSelect(status, (v) => api("POST", `/leads/${encodeURIComponent(l.id)}/status`, { status: v }))),
+      el("td", { class: "why" }, why(l)),
+      el("td", {}, l.phone ? el("a", { href: "tel:" + l.phone.replace(/[^+0-9]/g, "") }, l.phone) : ""),
+      el("td", {}, l.email ? el("a", { href: "mailto:" + l.email }, l.email) : ""),
+      el("td", { class: "opt" }, l.company || ""),
+      el("td", { class: "opt" }, l.industry || ""),
+      el("td", { class: "opt num" }, numOrText(l.employees)),
+      el("td", { class: "opt" }, l.region || l.country || ""),
+      el("td", { class: "opt" }, l.owner || "–"),
+      el("td", { class: "opt" }, when(l.automation && l.automation.last_activity_at) || "–"));
+  }
+
+  async function load(next) {
     const q = new URLSearchParams(location.search);
     const dueOnly = q.get("due") === "true";
     q.delete("due");
     q.set("limit", "100");
-    let data;
+    if (next && cursor) q.set("cursor", cursor);
+    let leads;
     try {
-      data = await api("GET", "/leads?" + q.toString());
       if (dueOnly) {
-        // Only leads with a follow-up due within a day.
+        // The leads with a follow-up due within a day, best first.
         const soon = new Date(Date.now() + 24 * 3600 * 1000).toISOString().replace(/\.\d+Z$/, "Z");
         const { tasks } = await api("GET", `/tasks?due_before=${soon}${boot.role === "rep" ? "&owner=me" : ""}&limit=1000`);
-        const due = new Set(tasks.map((k) => k.lead));
-        data.leads = data.leads.filter((l) => due.has(l.id));
+        const ids = [...new Set(tasks.map((k) => k.lead))];
+        leads = (await Promise.all(ids.map((id) => api("GET", "/leads/" + encodeURIComponent(id)).catch(() => null)))).filter(Boolean);
+        leads.sort((a, b) => ((b.score || {}).score || 0) - ((a.score || {}).score || 0));
+        cursor = null;
+      } else {
+        const data = await api("GET", "/leads?" + q.toString());
+        leads = data.leads;
+        cursor = data.next_cursor;
       }
+    } catch (e) { table.replaceChildren(el("p", { class: "error" }, e.message)); return; }
+    more.hidden = !cursor;
+    if (next) {
+      const body = table.querySelector("tbody");
+      if (body) { leads.forEach((l) => body.append(row(l))); return; }
     }
-    catch (e) { table.replaceChildren(el("p", { class: "error" }, e.message)); return; }
-    if (!data.leads.length) { table.replaceChildren(el("p", { class: "muted", style: null }, t("queue.empty"))); return; }
+    if (!leads.length) { table.replaceChildren(el("p", { class: "muted" }, t("queue.empty"))); return; }
     const head = el("tr", {},
       ["col.name", "col.score", "col.band", "col.grade", "col.rating", "col.status", "col.why", "col.phone", "col.email", "col.company",
        "col.industry", "col.employees", "col.region", "col.owner", "col.activity"].map((k, i) =>
-        el("th", { scope: "col", class: (k === "col.score" || k === "col.employees" ? "num " : "") + (i > 6 ? "opt" : "") }, t(k))));
-    const rows = data.leads.map((l) => {
-      const name = [l.first_name, l.last_name].filter(Boolean).join(" ") || l.id;
-      const rating = el("select", { "aria-label": `${t("col.rating")}: ${name}`, "data-lead": l.id, class: "rating" },
-        el("option", { value: "", selected: !l.rating }, "–"),
-        RATINGS.map((r) => el("option", { value: r, selected: l.rating === r }, t("rating." + r))));
-      rating.addEventListener("change", async () => {
-        try { await api("PATCH", "/leads/" + encodeURIComponent(l.id), { rating: rating.value || null }); flash(root, t("lead.saved")); }
-        catch (e) { flash(root, e.message, true); }
-      });
-      const status = el("select", { "aria-label": `${t("col.status")}: ${name}`, class: "status" },
-        el("option", { value: l.status, selected: true }, t("status." + l.status)),
-        QUICK_STATUSES.filter((s) => s !== l.status).map((s) => el("option", { value: s }, t("status." + s))));
-      status.addEventListener("change", async () => {
-        try { await api("POST", `/leads/${encodeURIComponent(l.id)}/status`, { status: status.value }); flash(root, t("lead.saved")); load(); }
-        catch (e) { flash(root, e.message, true); load(); }
-      });
-      const s = l.score || {};
-      return el("tr", { "data-lead": l.id },
-        el("th", { scope: "row" }, el("a", { href: "/leads/" + encodeURIComponent(l.id) }, name)),
-        el("td", { class: "num score" }, num(s.score)),
-        el("td", {}, band(s.band, s.mql)),
-        el("td", {}, s.grade || ""),
-        el("td", {}, rating),
-        el("td", {}, status),
-        el("td", { class: "why" }, why(l)),
-        el("td", { class: "opt" }, l.phone || ""),
-        el("td", { class: "opt" }, l.email || ""),
-        el("td", { class: "opt" }, l.company || ""),
-        el("td", { class: "opt" }, l.industry || ""),
-        el("td", { class: "opt num" }, l.employees == null ? "" : num(l.employees, 0)),
-        el("td", { class: "opt" }, l.region || l.country || ""),
-        el("td", { class: "opt" }, l.owner || "–"),
-        el("td", { class: "opt" }, when(l.automation && l.automation.last_activity_at) || "–"));
-    });
-    table.replaceChildren(el("table", { id: "leads" }, el("thead", {}, head), el("tbody", {}, rows)));
+        el("th", { scope: "col", class: (k === "col.score" || k === "col.employees" ? "num " : "") + (i > 8 ? "opt" : "") }, t(k))));
+    table.replaceChildren(el("table", { id: "leads" }, el("thead", {}, head), el("tbody", {}, leads.map(row))));
   }
   await Promise.all([loadDue(), load()]);
 }
 
 
 // ---------------------------------------------------------------- a lead
+
+/// One line of the lead's log in words: who changed what from what to what.
+function logLine(l) {
+  const d = l.detail || {};
+  const word = (kind, v) => (v == null ? "–" : W[kind + "." + v] ? t(kind + "." + v) : String(v));
+  let text = `${W["log." + l.kind] ? t("log." + l.kind) : l.kind} · ${l.actor}`;
+  if (l.kind === "status") text += `: ${word("status", d.from)} → ${word("status", d.to)}`;
+  else if (l.kind === "rating") text += `: ${word("rating", d.from)} → ${word("rating", d.to)}`;
+  else if (l.kind === "automation") text += `: ${d.trigger || ""} ${d.action || ""}${d.to ? " → " + d.to : ""}`;
+  else if (d.title) text += `: ${d.title}`;
+  if (d.reason) text += ` (${W["reason." + d.reason] ? t("reason." + d.reason) : d.reason})`;
+  if (d.date) text += ` · ${day(d.date)}`;
+  if (d.note) text += ` · “${d.note}”`;
+  return text;
+}
 
 /// An input for one qualification fact, by its kind.
 function factInput(criterion, f, value) {
@@ -182,7 +230,7 @@ function factInput(criterion, f, value) {
     case "money":
       return el("span", { class: "row" },
         el("label", {}, f.label, el("input", { name, type: "number", min: "0", step: "any", value: value ? value.amount : null })),
-        el("label", {}, "¤", el("input", { name: name + ".currency", size: 3, maxlength: 3, value: value ? value.currency : "USD", "aria-label": f.label + " (currency)" })),
+        el("label", {}, t("lead.currency"), el("input", { name: name + ".currency", size: 3, maxlength: 3, value: value ? value.currency : CURRENCY })),
         value ? el("span", { class: "muted" }, money(value.amount, value.currency)) : null);
     case "number":
       return el("label", {}, f.label, el("input", { name, type: "number", step: "any", value }));
@@ -202,7 +250,7 @@ function factValue(form, criterion, f) {
   const v = form.get(name);
   if (v == null || v === "") return null;
   switch (f.kind) {
-    case "money": return { amount: Number(v), currency: String(form.get(name + ".currency") || "USD").toUpperCase() };
+    case "money": return { amount: Number(v), currency: String(form.get(name + ".currency") || CURRENCY).toUpperCase() };
     case "number": return Number(v);
     case "person": return form.get(name + ".role") ? { name: v, role: form.get(name + ".role") } : { name: v };
     default: return v;
@@ -250,23 +298,35 @@ async function leadPage() {
     el("ul", { class: "plain" }, (lead.prediction.factors || []).slice(0, 5).map((f) =>
       el("li", {}, `${f.feature || f.name}: ${f.contribution > 0 ? "+" : ""}${num(f.contribution, 3)}`)))) : null;
 
+  // Notes of logged activities, by their event.
+  const notes = {};
+  for (const l of log.log) if (l.kind === "activity" && l.detail && l.detail.note) notes[l.detail.event] = l.detail.note;
   // The timeline: events, score changes and the rep's work, newest first.
   const items = [
-    ...events.events.map((e) => ({ at: e.occurred_at, text: `${t("activity." + e.type) !== "activity." + e.type ? t("activity." + e.type) : e.type}${e.properties && e.properties.logged_by ? " · " + e.properties.logged_by : ""}` })),
-    ...hist.history.map((h) => ({ at: h.at, text: `${t("col.score")} ${num(h.score)} · ${t("band." + h.band)}${h.mql ? " · MQL" : ""} (${h.cause.kind})` })),
-    ...log.log.map((l) => ({ at: l.at, text: `${l.kind} · ${l.actor}${l.detail && l.detail.status ? ": " + t("status." + l.detail.status) : ""}${l.detail && l.detail.reason ? " (" + l.detail.reason + ")" : ""}` })),
+    ...events.events.map((e) => ({ at: e.occurred_at, text: `${W["activity." + e.type] ? t("activity." + e.type) : e.type}${e.properties && e.properties.logged_by ? " · " + e.properties.logged_by : ""}${notes[e.id] ? " · “" + notes[e.id] + "”" : ""}` })),
+    ...hist.history.map((h) => ({ at: h.at, text: `${t("col.score")} ${num(h.score)} · ${bandName(h.band)}${h.mql ? " · MQL" : ""} (${t("cause." + h.cause.kind)})` })),
+    ...log.log.filter((l) => l.kind !== "activity").map((l) => ({ at: l.at, text: logLine(l) })),
   ].sort((a, b) => new Date(b.at) - new Date(a.at));
 
+  const reasonText = el("input", { name: "reason", "aria-label": t("lead.reason") });
+  const reasonPick = el("select", { name: "reason_code", hidden: true, "aria-label": t("lead.reason") },
+    ["not_interested", "no_opportunity", "not_a_fit", "bad_data", "under_contract"].map((r) => el("option", { value: r }, t("reason." + r))));
+  const statusPick = el("select", { name: "status" }, STATUSES.filter((x) => x !== lead.status).map((x) => el("option", { value: x }, t("status." + x))));
+  statusPick.addEventListener("change", () => {
+    const dq = statusPick.value === "disqualified";
+    reasonPick.hidden = !dq; reasonText.hidden = dq;
+  });
   const statusForm = el("form", { class: "row", id: "status-form" },
-    select("status", t("filter.status"), STATUSES.filter((x) => x !== lead.status), "", "status."),
-    el("label", {}, t("lead.reason"), el("input", { name: "reason" })),
+    el("label", {}, t("filter.status"), statusPick),
+    el("label", {}, t("lead.reason"), reasonText, reasonPick),
     el("label", {}, t("lead.date"), el("input", { name: "date", type: "date" })),
     el("label", {}, t("lead.value"), el("input", { name: "expected_value", type: "number", min: "0", step: "any" })),
     el("button", { type: "submit" }, t("lead.save")));
   statusForm.addEventListener("submit", async (e) => {
     e.preventDefault();
     const f = new FormData(statusForm), body = { status: f.get("status") };
-    if (f.get("reason")) body.reason = f.get("reason");
+    const reason = body.status === "disqualified" ? f.get("reason_code") : f.get("reason");
+    if (reason) body.reason = reason;
     if (f.get("date")) body.date = f.get("date");
     if (f.get("expected_value")) body.expected_value = Number(f.get("expected_value"));
     try { await api("POST", path + "/status", body); location.reload(); } catch (err) { flash(root, err.message, true); }
@@ -310,7 +370,7 @@ async function leadPage() {
       try { await api("PUT", path + "/qualification", { framework: qual.framework, criteria }); flash(root, t("lead.saved")); }
       catch (err) { flash(root, err.message, true); }
     });
-    bant = card(`${t("lead.qualification")} (${qual.framework.toUpperCase()}: ${qual.status})`, form);
+    bant = card(`${t("lead.qualification")} (${qual.framework.toUpperCase()}: ${t("qual." + qual.status)})`, form);
   }
 
   root.replaceChildren(
@@ -319,10 +379,17 @@ async function leadPage() {
     el("div", { class: "grid" },
       card(t("lead.why"), el("p", { class: "score-big", id: "score" }, num(s.score)),
         el("p", { class: "muted" }, `${t("lead.fit")} ${num(s.fit)} · ${t("lead.engagement")} ${num(s.engagement)} · ${t("col.grade")} ${s.grade || "–"}`), breakdown),
-      card(t("lead.fields"), el("dl", {}, fields.flatMap((f) => [el("dt", {}, t("field." + f)), el("dd", {}, lead[f] == null ? "–" : f === "employees" || f === "annual_revenue" ? num(lead[f], 0) : String(lead[f]))]),
+      card(t("lead.fields"), el("dl", {}, fields.flatMap((f) => [el("dt", {}, t("field." + f)), el("dd", {}, lead[f] == null ? "–" : f === "employees" || f === "annual_revenue" ? numOrText(lead[f]) : String(lead[f]))]),
         Object.entries(lead.attributes || {}).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v))]),
         el("dt", {}, t("col.rating")), el("dd", {}, lead.rating ? t("rating." + lead.rating) : "–"),
-        el("dt", {}, t("col.status")), el("dd", { id: "status" }, t("status." + lead.status)))),
+        el("dt", {}, t("col.status")), el("dd", { id: "status" }, t("status." + lead.status)),
+        lead.status_detail && (lead.status_detail.reason || lead.status_detail.date)
+          ? [el("dt", {}, t("lead.reason")), el("dd", {}, [lead.status_detail.reason ? (W["reason." + lead.status_detail.reason] ? t("reason." + lead.status_detail.reason) : lead.status_detail.reason) : "", lead.status_detail.date ? " · " + day(lead.status_detail.date) : ""].join(""))]
+          : [],
+        el("dt", {}, t("lead.proposed")), el("dd", {}, t("rating." + lead.proposed_rating), " ",
+          el("span", { class: "muted" }, ((lead.evaluation || {}).reasons || []).join("; "))),
+        (lead.flags || []).length ? [el("dt", {}, "⚑"), el("dd", { class: "error" }, lead.flags.map((f) => t("flag." + f)).join(", "))] : [],
+        el("dt", {}, t("lead.created")), el("dd", {}, when(lead.created_at)))),
       prediction,
       card(t("lead.history"), chart(hist.history))),
     card(t("lead.log_activity"), activityForm),
@@ -338,7 +405,8 @@ async function leadPage() {
 function bars(items, title, format = (v) => num(v, 0)) {
   const max = Math.max(1, ...items.map((i) => i.value));
   const h = 24 * items.length + 10;
-  const svg = svgEl("svg", { class: "chart bars", viewBox: `0 0 600 ${h}`, role: "img", "aria-label": title });
+  const svg = svgEl("svg", { class: "chart bars", viewBox: `0 0 600 ${h}`, role: "img",
+    "aria-label": `${title}: ${items.map((i) => `${i.label} ${format(i.value)}`).join(", ")}` });
   items.forEach((it, i) => {
     const y = 5 + i * 24;
     const label = svgEl("text", { x: 0, y: y + 15, "font-size": 12, fill: "#1d2330" });
@@ -353,7 +421,8 @@ function bars(items, title, format = (v) => num(v, 0)) {
 
 /// A line chart of points [{x, y}] on 0..1 axes (calibration, gains).
 function lines(series, title, xLabel, yLabel) {
-  const svg = svgEl("svg", { class: "chart", viewBox: "0 0 600 220", role: "img", "aria-label": title });
+  const svg = svgEl("svg", { class: "chart", viewBox: "0 0 600 220", role: "img",
+    "aria-label": `${title}: ${series[0].points.map((p) => `${num(p.x * 100, 0)}% → ${num(p.y * 100, 0)}%`).join(", ")}` });
   const X = (v) => 40 + v * 540, Y = (v) => 190 - v * 170;
   for (const g of [0, 0.25, 0.5, 0.75, 1]) {
     svg.append(svgEl("line", { x1: 40, x2: 580, y1: Y(g), y2: Y(g), stroke: "#d9dee7" }));
@@ -390,7 +459,7 @@ async function overviewPage() {
   const owners = [...new Set(o.by_owner_band.map((c) => c.key))];
   const byRep = pivot(o.by_owner_band, owners, order.map((b) => ({ key: b, label: bandName(b) })), t("col.owner"));
   const mqls = o.mqls_per_week.length
-    ? bars(o.mqls_per_week.map((w) => ({ label: new Intl.DateTimeFormat(locale, { dateStyle: "medium" }).format(new Date(w.key)), value: w.count })), t("ov.mqls"))
+    ? bars(o.mqls_per_week.map((w) => ({ label: day(w.key), value: w.count })), t("ov.mqls"))
     : el("p", { class: "muted" }, t("ov.none"));
   const untouched = o.untouched_hot.length
     ? el("ul", { class: "plain", id: "untouched" }, o.untouched_hot.map((l) =>
@@ -417,7 +486,7 @@ function reportView(r) {
   const gains = lines([
     { color: "#1f5fbf", points: [{ x: 0, y: 0 }, ...r.gains.map((g) => ({ x: g.top_percent / 100, y: g.captured || 0 }))] },
     { color: "#9aa3b2", dashed: true, points: [{ x: 0, y: 0 }, { x: 1, y: 1 }] },
-  ], t("ov.gains"), "top %", t("ov.gains"));
+  ], t("ov.gains"), t("ov.top"), t("ov.gains"));
   return [
     el("p", { id: "auc" }, `${r.model}: ${num(r.leads, 0)} ${t("ov.leads")}, ${num(r.conversions, 0)} ${t("ov.won")} · ROC AUC ${r.auc == null ? "–" : num(r.auc, 3)}`),
     el("div", { class: "grid" }, el("figure", {}, calib, el("figcaption", { class: "muted" }, t("ov.calibration"))),
@@ -438,12 +507,16 @@ async function modelsPage() {
   const out = el("div", { id: "model-out" });
   const admin = boot.role === "admin";
   const check = async () => {
-    const r = await fetch("/api/v1/models/check", { method: "POST", credentials: "same-origin",
-      headers: { "Content-Type": "application/toml", "X-CSRF-Token": boot.csrf }, body: editor.value });
-    const v = await r.json();
+    let v;
+    try {
+      const r = await fetch("/api/v1/models/check", { method: "POST", credentials: "same-origin",
+        headers: { "Content-Type": "application/toml", "X-CSRF-Token": boot.csrf }, body: editor.value });
+      v = await r.json();
+      if (!r.ok) v = { valid: false, message: (v.error && v.error.message) || r.statusText };
+    } catch (e) { v = { valid: false, message: e.message }; }
     verdict.className = v.valid ? "notice" : "error";
     verdict.textContent = v.valid
-      ? `${t("models.valid")}: ${v.name} · fit ${v.fit_rules} · behavior ${v.behavior_rules} · MQL ${v.mql_threshold == null ? "–" : v.mql_threshold}`
+      ? `${t("models.valid")}: ${v.name} · ${t("models.fit_rules")} ${v.fit_rules} · ${t("models.behavior_rules")} ${v.behavior_rules} · MQL ${v.mql_threshold == null ? "–" : v.mql_threshold}`
       : v.message;
     return v;
   };
@@ -461,22 +534,34 @@ async function modelsPage() {
   backtest.addEventListener("click", async () => {
     const v = await check();
     if (!v.valid) return;
-    try { out.replaceChildren(...reportView(await api("GET", "/reports/model?model=" + encodeURIComponent(v.name)))); }
-    catch (e) { flash(out, e.message, true); }
+    // The draft as it stands in the editor, stored or not.
+    try {
+      const r = await fetch("/api/v1/reports/model", { method: "POST", credentials: "same-origin",
+        headers: { "Content-Type": "application/toml", "X-CSRF-Token": boot.csrf }, body: editor.value });
+      const rep = await r.json();
+      if (!r.ok) throw new Error(rep.error.message);
+      out.replaceChildren(...reportView(rep));
+    } catch (e) { flash(out, e.message, true); }
   });
   const activate = el("button", { type: "button", disabled: !admin }, t("models.activate"));
   activate.addEventListener("click", async () => {
     const v = await check();
     if (!v.valid) return;
     try {
+      // What is activated is what the editor shows: stored first.
+      const saved = await fetch("/api/v1/models", { method: "POST", credentials: "same-origin",
+        headers: { "Content-Type": "application/toml", "X-CSRF-Token": boot.csrf }, body: editor.value });
+      if (!saved.ok) throw new Error((await saved.json()).error.message);
       await api("POST", `/models/${encodeURIComponent(v.name)}/activate`);
       const progress = el("progress", { max: 1, value: 0, id: "rescore-progress", "aria-label": t("models.rescoring") });
       out.replaceChildren(el("p", {}, t("models.rescoring"), " ", progress));
+      const until = Date.now() + 30 * 60 * 1000;
       for (;;) {
         const m = await api("GET", "/models/" + encodeURIComponent(v.name));
         const p = m.rescore || {};
         progress.max = p.total || 1; progress.value = p.done || 0;
         if (p.finished) break;
+        if (Date.now() > until) throw new Error(t("error"));
         await new Promise((r) => setTimeout(r, 300));
       }
       out.append(el("p", { class: "notice", id: "rescore-done" }, `${v.name}: ${t("models.active")}`));
@@ -515,7 +600,7 @@ async function adminPage() {
   const userForm = el("form", { class: "row", id: "user-form" },
     field("name", t("login.name"), { required: true }),
     select("role", t("admin.role"), ["rep", "manager", "admin"], "rep", "role."),
-    el("label", {}, t("nav.language"), el("select", { name: "locale" }, ["en", "vi", "uk"].map((l) => el("option", { value: l }, l)))),
+    el("label", {}, t("nav.language"), el("select", { name: "locale" }, Object.entries(LANGS).map(([l, n]) => el("option", { value: l }, n)))),
     field("password", t("login.password"), { type: "password", required: true, minlength: 10, autocomplete: "new-password" }),
     el("button", { type: "submit" }, t("admin.add_user")));
   userForm.addEventListener("submit", async (e) => {
@@ -527,7 +612,7 @@ async function adminPage() {
   const hookForm = el("form", { class: "row", id: "webhook-form" },
     field("url", "URL", { type: "url", required: true }),
     field("events", t("admin.events"), { value: "lead.mql, lead.assigned" }),
-    field("secret", t("admin.secret"), { required: true, minlength: 16 }),
+    field("secret", t("admin.secret"), { required: true, minlength: 16, type: "password", autocomplete: "off" }),
     el("button", { type: "submit" }, t("admin.add_webhook")));
   hookForm.addEventListener("submit", async (e) => {
     e.preventDefault();
@@ -538,7 +623,7 @@ async function adminPage() {
   });
   async function load() {
     const [{ users }, { webhooks }] = await Promise.all([api("GET", "/users"), api("GET", "/webhooks")]);
-    usersList.replaceChildren(...users.map((u) => el("li", {}, `${u.name} · ${u.role} · ${u.locale}`)));
+    usersList.replaceChildren(...users.map((u) => el("li", {}, `${u.name} · ${t("role." + u.role)} · ${LANGS[u.locale] || u.locale}`)));
     hooksList.replaceChildren(...webhooks.map((w) => {
       const del = el("button", { type: "button", class: "secondary", "aria-label": `${t("admin.delete")}: ${w.url}` }, t("admin.delete"));
       del.addEventListener("click", async () => {
@@ -555,7 +640,7 @@ async function adminPage() {
 
 // ---------------------------------------------------------------- start
 
-for (const s of document.querySelectorAll("select[data-autosubmit]")) s.addEventListener("change", () => s.form.submit());
+for (const b of document.querySelectorAll("input[data-back]")) b.value = location.pathname + location.search;
 const pages = { queue: queuePage, lead: leadPage, overview: overviewPage, models: modelsPage, admin: adminPage };
 if (pages[boot.kind]) {
   pages[boot.kind]().catch((e) => document.getElementById("main").append(el("p", { class: "error", role: "alert" }, e.message)));
