@@ -101,7 +101,10 @@ impl Stats {
             .await?,
             true,
         );
-        let since = now.as_micros() - weeks * WEEK;
+        // Whole weeks, Monday to Monday, the current one included.
+        let this_week = (now.as_micros() + MONDAY_SHIFT).div_euclid(WEEK);
+        let first_week = this_week - (weeks - 1).max(0);
+        let since = first_week * WEEK - MONDAY_SHIFT;
         let mqls = q(
             "SELECT CAST((at + $2) / $3 AS BIGINT) AS wk, COUNT(*) FROM \
              (SELECT at, CASE WHEN mql THEN 1 ELSE 0 END AS m, \
@@ -111,13 +114,16 @@ impl Stats {
             vec![since.into(), MONDAY_SHIFT.into(), WEEK.into()],
         )
         .await?;
-        let mqls_per_week = mqls
+        // Every week of the span, with 0 where no lead became MQL.
+        let found: std::collections::HashMap<i64, i64> = mqls
             .into_iter()
-            .map(|r| Count {
-                key: Timestamp::from_micros(r[0].int().unwrap_or(0) * WEEK - MONDAY_SHIFT).to_string()[..10]
-                    .to_owned(),
+            .map(|r| (r[0].int().unwrap_or(0), r[1].int().unwrap_or(0)))
+            .collect();
+        let mqls_per_week = (first_week..=this_week)
+            .map(|w| Count {
+                key: Timestamp::from_micros(w * WEEK - MONDAY_SHIFT).to_string()[..10].to_owned(),
                 sub: None,
-                count: r[1].int().unwrap_or(0),
+                count: found.get(&w).copied().unwrap_or(0),
             })
             .collect();
         let marks: Vec<String> = (0..hot_bands.len()).map(|i| format!("${}", i + 1)).collect();

@@ -794,7 +794,13 @@ async fn accounts_and_the_overview_figures() {
                 .any(|c| c.key == "an" && c.sub.as_deref() == Some("hot") && c.count == 1)
         );
         assert_eq!(o.mqls_per_week.iter().map(|w| w.count).sum::<i64>(), 1, "{o:?}");
-        assert_eq!(o.mqls_per_week[0].key, "2026-10-26", "the week's Monday");
+        assert_eq!(o.mqls_per_week.len(), 12, "every week, empty ones too");
+        let last = o.mqls_per_week.last().unwrap();
+        assert_eq!(
+            (last.key.as_str(), last.count),
+            ("2026-10-26", 1),
+            "the week's Monday"
+        );
         assert_eq!(
             o.untouched_hot.iter().map(|w| w.id.as_str()).collect::<Vec<_>>(),
             ["H1"]
