@@ -509,18 +509,71 @@ impl Automation {
             .and_then(|r| r[0].time()))
     }
 
-    /// Leads the automation has not seen as they are now (no state, or the
-    /// lead or its workflow changed since), after `after` in id order.
-    pub async fn unseen(&self, after: &str, limit: usize) -> Result<Vec<String>> {
-        ids(self
+    /// One page of leads after `after` in id order (`limit` of them): those
+    /// the automation has not seen as they are now (no state, or the lead or
+    /// its workflow changed since), and where the next page starts (`None`
+    /// at the end). Three indexed reads per page rather than one join: a
+    /// join ordered and cut by id makes PostgreSQL's planner walk every
+    /// state for every lead.
+    pub async fn unseen_page(&self, after: &str, limit: usize) -> Result<(Vec<String>, Option<String>)> {
+        let leads = self
             .rows(
-                "SELECT l.id FROM leads l LEFT JOIN automation a ON a.lead = l.id \
-                 LEFT JOIN workflow w ON w.lead = l.id \
-                 WHERE l.id > $1 AND (a.lead IS NULL OR a.lead_version <> l.version \
-                 OR a.workflow_rev <> COALESCE(w.rev, 0)) ORDER BY l.id LIMIT $2",
+                "SELECT id, version FROM leads WHERE id > $1 ORDER BY id LIMIT $2",
                 vec![after.into(), (limit as i64).into()],
             )
-            .await?)
+            .await?;
+        if leads.is_empty() {
+            return Ok((Vec::new(), None));
+        }
+        let ids: Vec<Val> = leads.iter().map(|r| r[0].clone()).collect();
+        let last = text(&leads[leads.len() - 1][0])?;
+        let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        let within = |table: &str, cols: &str| {
+            format!(
+                "SELECT lead, {cols} FROM {table} WHERE lead IN ({})",
+                marks.join(", ")
+            )
+        };
+        let states: HashMap<String, (i64, i64)> = self
+            .rows(&within("automation", "lead_version, workflow_rev"), ids.clone())
+            .await?
+            .into_iter()
+            .filter_map(|r| Some((r[0].owned_text()?, (r[1].int()?, r[2].int()?))))
+            .collect();
+        let revs: HashMap<String, i64> = self
+            .rows(&within("workflow", "rev"), ids)
+            .await?
+            .into_iter()
+            .filter_map(|r| Some((r[0].owned_text()?, r[1].int()?)))
+            .collect();
+        let mut unseen = Vec::new();
+        for r in &leads {
+            let id = text(&r[0])?;
+            let version = r[1].int().unwrap_or(0);
+            let rev = revs.get(&id).copied().unwrap_or(0);
+            if states.get(&id) != Some(&(version, rev)) {
+                unseen.push(id);
+            }
+        }
+        let next = (leads.len() == limit).then_some(last);
+        Ok((unseen, next))
+    }
+
+    /// Up to `limit` leads the automation has not seen as they are now,
+    /// after `after` in id order (walking pages of leads until it has them).
+    pub async fn unseen(&self, after: &str, limit: usize) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut from = after.to_owned();
+        loop {
+            let (page, next) = self.unseen_page(&from, 1000).await?;
+            out.extend(page);
+            match next {
+                Some(n) if out.len() < limit => from = n,
+                _ => break,
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
     }
 
     /// Makes sure every rep has a load row, then recounts every rep's open

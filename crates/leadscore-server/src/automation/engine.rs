@@ -847,11 +847,13 @@ async fn sweep_loop(engine: Engine) {
         }
         let mut after = String::new();
         loop {
-            match automation.unseen(&after, 1000).await {
-                Ok(ids) if ids.is_empty() => break,
-                Ok(ids) => {
-                    after = ids.last().cloned().unwrap_or_default();
+            match automation.unseen_page(&after, 1000).await {
+                Ok((ids, next)) => {
                     engine.handle.touch(ids);
+                    match next {
+                        Some(n) => after = n,
+                        None => break,
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "could not look for leads automation has not seen");
