@@ -623,6 +623,12 @@ async fn automation_saves_are_guarded_and_deliveries_leased() {
             a.save(save("A1", 0, version, take(1))).await.unwrap(),
             Saved::Done
         );
+        // A1 is seen as it is; A2 is not.
+        assert_eq!(
+            a.unseen_page("", 1000).await.unwrap(),
+            (vec!["A2".to_string()], None)
+        );
+        assert_eq!(a.unseen("", 10).await.unwrap(), ["A2"]);
         assert_eq!(
             a.save(save("A1", 0, version, vec![])).await.unwrap(),
             Saved::Changed
