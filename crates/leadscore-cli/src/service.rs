@@ -126,7 +126,23 @@ pub fn serve(db: &DbArgs, listen: Option<&str>, demo: bool) -> Result<()> {
                     created_at: state.now(),
                 })
                 .await?;
-            demo_token = Some(secret);
+            // And a person to sign in to the web pages as.
+            let mut bytes = [0u8; 9];
+            getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no random bytes: {e}"))?;
+            let password = hex::encode(bytes);
+            let hash = leadscore_server::web::session::hash_password(&password).map_err(anyhow::Error::msg)?;
+            store
+                .accounts()
+                .put_user(&leadscore_store::accounts::User {
+                    name: "admin".into(),
+                    password_hash: hash,
+                    role: "admin".into(),
+                    locale: "en".into(),
+                    created_at: state.now(),
+                    active: true,
+                })
+                .await?;
+            demo_token = Some((secret, password));
         }
         leadscore_server::resume_rescore(&state).await?;
         tracing::info!(
@@ -137,12 +153,14 @@ pub fn serve(db: &DbArgs, listen: Option<&str>, demo: bool) -> Result<()> {
         );
         // A plain line (whatever the log level) that scripts and tests wait for.
         eprintln!("listening on http://{addr}");
-        if let Some(token) = demo_token {
+        if let Some((token, password)) = demo_token {
             eprintln!(
                 "\nDemo data is loaded, with an admin token for it (shown once):\n  {token}\n\
                  The best leads first:\n  \
                  curl -H \"Authorization: Bearer {token}\" http://{addr}/api/v1/leads\n\
-                 More tokens: leadscore token create --role admin|manager|rep|ingest\n"
+                 More tokens: leadscore token create --role admin|manager|rep|ingest\n\
+                 The web pages: http://{addr}/login as `admin`, password {password} (shown once)\n\
+                 More people: echo 'a long password' | leadscore user create --name NAME --role rep|manager|admin\n"
             );
         }
         leadscore_server::serve(listener, state, leadscore_server::shutdown_signal()).await?;
