@@ -371,34 +371,30 @@ async fn sessions_and_csrf_guard_the_pages() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
+    // A form POST, with the cookie and the fetch site given.
+    let form = async |path: &str, body: String, cookie: Option<&str>, site: Option<&str>| {
+        let mut rb = http
+            .post(format!("{}{path}", srv.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(c) = cookie {
+            rb = rb.header("cookie", c);
+        }
+        if let Some(site) = site {
+            rb = rb.header("sec-fetch-site", site);
+        }
+        rb.send().await.unwrap()
+    };
     let r = http.get(format!("{}/", srv.base)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(r.headers()["location"], "/login");
     // A sign-in posted from another site is refused.
-    let r = http
-        .post(format!("{}/login", srv.base))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("sec-fetch-site", "cross-site")
-        .body("name=an&password=a-long-password-1")
-        .send()
-        .await
-        .unwrap();
+    let good = "name=an&password=a-long-password-1".to_owned();
+    let r = form("/login", good.clone(), None, Some("cross-site")).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = http
-        .post(format!("{}/login", srv.base))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("name=an&password=wrong-password-x")
-        .send()
-        .await
-        .unwrap();
+    let r = form("/login", "name=an&password=wrong-password-x".into(), None, None).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let r = http
-        .post(format!("{}/login", srv.base))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("name=an&password=a-long-password-1")
-        .send()
-        .await
-        .unwrap();
+    let r = form("/login", good, None, Some("same-origin")).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(
@@ -449,14 +445,7 @@ async fn sessions_and_csrf_guard_the_pages() {
         .next()
         .unwrap()
         .to_owned();
-    let r = http
-        .post(format!("{}/logout", srv.base))
-        .header("cookie", &value)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("csrf={csrf}"))
-        .send()
-        .await
-        .unwrap();
+    let r = form("/logout", format!("csrf={csrf}"), Some(&value), None).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let r = http
         .get(format!("{}/api/v1/leads", srv.base))
