@@ -19,7 +19,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use leadscore_core::{Lead, StdField, Timestamp};
-use leadscore_server::automation::AutomationSettings;
 use leadscore_server::{AppState, Settings};
 use leadscore_store::automation::{Happening, Webhook};
 use leadscore_store::{NewLead, OnConflict, Store};
@@ -123,15 +122,7 @@ async fn main() {
         "[[automation.triggers]]\nid = \"hot\"\nwhen = [{ field = \"band\", in = [\"hot\", \"very_hot\"] }]\n\
          actions = [{ do = \"assign\", strategy = \"senior_for_hot\" }]\n",
     );
-    #[derive(serde::Deserialize)]
-    struct W {
-        automation: AutomationSettings,
-    }
-    let w: W = toml::from_str(&text).unwrap();
-    let settings = Settings {
-        automation: w.automation,
-        ..Settings::default()
-    };
+    let settings = Settings::load(Some(("bench settings", &text)), |_| None).expect("valid settings");
 
     // The standing leads, with the model active.
     store.put_model("bench", MODEL, now()).await.unwrap();

@@ -50,6 +50,15 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The principal of a person signed in to the web pages; `None` when
+    /// their stored role is not one this version knows.
+    pub fn of_user(user: &leadscore_store::accounts::User) -> Option<Principal> {
+        Some(Principal {
+            role: Role::parse(&user.role)?,
+            user: Some(user.name.clone()),
+        })
+    }
+
     /// The name recorded on what the caller does: its user, or its role.
     pub fn actor(&self) -> String {
         self.user.clone().unwrap_or_else(|| self.role.as_str().to_owned())
@@ -141,12 +150,8 @@ impl FromRequestParts<AppState> for Principal {
                         "a change from the web pages carries the page's CSRF token (X-CSRF-Token)",
                     ));
                 }
-                let role = Role::parse(&session.user.role)
-                    .ok_or_else(|| ApiError::unauthorized("the session's user has no valid role"))?;
-                return Ok(Principal {
-                    role,
-                    user: Some(session.user.name),
-                });
+                return Principal::of_user(&session.user)
+                    .ok_or_else(|| ApiError::unauthorized("the session's user has no valid role"));
             }
             return Err(ApiError::unauthorized(
                 "send `Authorization: Bearer TOKEN` (make one with `leadscore token create`)",

@@ -18,7 +18,6 @@ use common::*;
 use hmac::{Hmac, Mac};
 use leadscore_core::Timestamp;
 use leadscore_server::Settings;
-use leadscore_server::automation::AutomationSettings;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -60,17 +59,9 @@ points = 10
 half_life_days = 10
 "#;
 
+/// Settings from a file's text, checked as `leadscore serve` checks them.
 fn automation(toml_text: &str) -> Settings {
-    #[derive(serde::Deserialize)]
-    struct W {
-        automation: AutomationSettings,
-    }
-    let w: W = toml::from_str(toml_text).expect("test settings parse");
-    w.automation.compile().expect("test settings are valid");
-    Settings {
-        automation: w.automation,
-        ..Settings::default()
-    }
+    Settings::load(Some(("test settings", toml_text)), |_| None).expect("test settings are valid")
 }
 
 const REPS: &str = r#"

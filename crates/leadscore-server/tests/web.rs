@@ -178,6 +178,13 @@ impl Browser {
         .await;
     }
 
+    /// Signs in on the login page the browser shows.
+    async fn sign_in(&self, name: &str) {
+        self.type_into("input[name=name]", name).await;
+        self.type_into("input[name=password]", "a-long-password-1").await;
+        self.click("button[type=submit]").await;
+    }
+
     async fn wait_until(&self, what: &str, script: &str) {
         for _ in 0..200 {
             if self.js(script, json!([])).await == Value::Bool(true) {
@@ -212,6 +219,21 @@ fn base64_decode(s: &str) -> Vec<u8> {
     out
 }
 
+/// The spec's events and four more visits to the pricing page (16 points
+/// more): the lead is hot.
+async fn make_hot(srv: &Server, id: &str) {
+    srv.post("/events/batch", json!(spec_events(id, "h"))).await;
+    for i in 0..4 {
+        let (s, v) = srv
+            .post(
+                "/events",
+                json!({"id": format!("hx{i}"), "lead": id, "type": "page_viewed", "occurred_at": before_t(1.0), "properties": {"path": "/pricing"}}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+}
+
 async fn add_user(srv: &Server, name: &str, role: &str) {
     srv.store
         .accounts()
@@ -242,17 +264,7 @@ async fn a_rep_works_a_hot_lead_in_the_browser() {
         let (s, v) = srv.post("/leads", lead).await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
     }
-    srv.post("/events/batch", json!(spec_events("HOT", "h"))).await;
-    // Four more visits to the pricing page: 16 points more, hot.
-    for i in 0..4 {
-        let (s, v) = srv
-            .post(
-                "/events",
-                json!({"id": format!("hx{i}"), "lead": "HOT", "type": "page_viewed", "occurred_at": before_t(1.0), "properties": {"path": "/pricing"}}),
-            )
-            .await;
-        assert_eq!(s, StatusCode::CREATED, "{v}");
-    }
+    make_hot(&srv, "HOT").await;
     srv.post("/events/batch", json!(spec_events("WARM", "w"))).await;
     let hot = srv.get("/leads/HOT").await.1;
     let before = hot["score"]["score"].as_f64().unwrap();
@@ -260,9 +272,7 @@ async fn a_rep_works_a_hot_lead_in_the_browser() {
     // The rep signs in.
     b.goto(&format!("{}/login", srv.base)).await;
     b.screenshot("login").await;
-    b.type_into("input[name=name]", "an").await;
-    b.type_into("input[name=password]", "a-long-password-1").await;
-    b.click("button[type=submit]").await;
+    b.sign_in("an").await;
     b.find("table#leads tbody tr").await;
     // The queue: their three leads, most promising first.
     let ids = b
@@ -495,20 +505,11 @@ async fn a_manager_sees_the_overview_and_marketing_ops_edit_a_model() {
     let mut hot = spec_lead("HOT");
     hot["owner"] = json!("an");
     srv.post("/leads", hot).await;
-    srv.post("/events/batch", json!(spec_events("HOT", "h"))).await;
-    for i in 0..4 {
-        srv.post(
-            "/events",
-            json!({"id": format!("hx{i}"), "lead": "HOT", "type": "page_viewed", "occurred_at": before_t(1.0), "properties": {"path": "/pricing"}}),
-        )
-        .await;
-    }
+    make_hot(&srv, "HOT").await;
 
     let login = async |name: &str| {
         b.goto(&format!("{}/login", srv.base)).await;
-        b.type_into("input[name=name]", name).await;
-        b.type_into("input[name=password]", "a-long-password-1").await;
-        b.click("button[type=submit]").await;
+        b.sign_in(name).await;
         b.find("nav .who").await;
     };
     // A rep may not see the overview.

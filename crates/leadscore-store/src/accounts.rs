@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use leadscore_core::Timestamp;
 
-use crate::automation::{Op, OpKind, SqlRunner, Val};
+use crate::automation::{Op, OpKind, SqlRunner, Val, text};
 use crate::{Result, StoreError};
 
 /// The tables, created by both adapters at start.
@@ -38,11 +38,6 @@ pub struct Accounts {
 const USER_SELECT: &str = "SELECT name, password_hash, role, locale, created_at, active FROM users";
 
 fn user_from(r: &[Val]) -> Result<User> {
-    let text = |v: &Val| {
-        v.text()
-            .map(str::to_owned)
-            .ok_or_else(|| StoreError::Corrupt("a user row lacks a text value".into()))
-    };
     Ok(User {
         name: text(&r[0])?,
         password_hash: text(&r[1])?,

@@ -972,7 +972,7 @@ fn happening_op(h: &Happening) -> Op {
     )
 }
 
-fn text(v: &Val) -> Result<String> {
+pub(crate) fn text(v: &Val) -> Result<String> {
     v.owned_text()
         .ok_or_else(|| StoreError::Corrupt("an automation row lacks a text value".into()))
 }

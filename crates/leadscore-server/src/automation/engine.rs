@@ -428,7 +428,13 @@ impl Engine {
             ));
         }
         for (kind, change) in happenings {
-            let h = self.happening(&record, owner_now.as_deref(), kind, json!({"change": change}));
+            let h = Self::happening(
+                now,
+                &record,
+                owner_now.as_deref(),
+                kind,
+                json!({"change": change}),
+            );
             plan.save.happenings.push(h);
         }
         seen.owner = owner_now.clone();
@@ -498,8 +504,14 @@ impl Engine {
         });
     }
 
-    fn happening(&self, record: &LeadRecord, owner: Option<&str>, kind: &str, extra: Value) -> Happening {
-        let now = self.state.now();
+    /// A happening at `now`, the moment of the evaluation that saw it.
+    fn happening(
+        now: Timestamp,
+        record: &LeadRecord,
+        owner: Option<&str>,
+        kind: &str,
+        extra: Value,
+    ) -> Happening {
         let mut lead = crate::wire::lead_json(record);
         lead["owner"] = json!(owner);
         let mut payload = json!({"type": kind, "occurred_at": now.to_string(), "lead": lead});
@@ -532,7 +544,13 @@ impl Engine {
             if add { "nurture_add" } else { "nurture_remove" },
             json!({"reason": why}),
         );
-        let h = self.happening(record, plan.owner.as_deref(), kind, json!({"reason": why}));
+        let h = Self::happening(
+            plan.save.now,
+            record,
+            plan.owner.as_deref(),
+            kind,
+            json!({"reason": why}),
+        );
         plan.save.happenings.push(h);
     }
 
@@ -698,7 +716,8 @@ impl Engine {
                     "notify",
                     json!({"to": recipient, "notification": n.id}),
                 );
-                let h = self.happening(
+                let h = Self::happening(
+                    now,
                     record,
                     plan.owner.as_deref(),
                     "lead.notified",
@@ -709,7 +728,13 @@ impl Engine {
             }
             ActionSpec::Webhook { event } => {
                 self.log(plan, Some(trigger), "webhook", json!({"event": event}));
-                let h = self.happening(record, plan.owner.as_deref(), event, json!({"trigger": trigger}));
+                let h = Self::happening(
+                    now,
+                    record,
+                    plan.owner.as_deref(),
+                    event,
+                    json!({"trigger": trigger}),
+                );
                 plan.save.happenings.push(h);
             }
             ActionSpec::Nurture { add } => {

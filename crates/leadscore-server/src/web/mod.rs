@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::AppState;
-use crate::auth::{Principal, Role};
+use crate::auth::Principal;
 use session::Viewer;
 
 pub fn routes() -> Router<AppState> {
@@ -346,13 +346,6 @@ async fn language(
     Redirect::to(&back).into_response()
 }
 
-fn principal(v: &Viewer) -> Option<Principal> {
-    Some(Principal {
-        role: Role::parse(&v.session.user.role)?,
-        user: Some(v.session.user.name.clone()),
-    })
-}
-
 /// The rep's queue (`/`): their leads, most promising first.
 async fn queue(State(state): State<AppState>, viewer: Viewer) -> Response {
     let locale = viewer.session.user.locale.clone();
@@ -388,7 +381,7 @@ async fn queue(State(state): State<AppState>, viewer: Viewer) -> Response {
 /// A lead's page; 404 when the viewer may not see the lead.
 async fn lead_page(State(state): State<AppState>, viewer: Viewer, Path(id): Path<String>) -> Response {
     let locale = viewer.session.user.locale.clone();
-    let visible = match principal(&viewer) {
+    let visible = match Principal::of_user(&viewer.session.user) {
         Some(who) => crate::routes::visible_lead(&state, &who, &id).await.is_ok(),
         None => false,
     };
