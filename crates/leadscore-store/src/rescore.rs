@@ -239,6 +239,8 @@ pub struct LeadCache {
     interner: Interner,
     /// Events held, for the memory bound.
     events: usize,
+    /// Leads whose entries changed since [`LeadCache::begin`] (`None`: not noted).
+    journal: Option<Vec<String>>,
 }
 
 /// One stored event as an adapter reads it back.
@@ -251,6 +253,26 @@ pub struct EventRow<'a> {
 }
 
 impl LeadCache {
+    /// Starts noting which entries change, for [`LeadCache::undo`].
+    pub fn begin(&mut self) {
+        self.journal = Some(Vec::new());
+    }
+
+    fn note(&mut self, id: &str) {
+        if let Some(journal) = &mut self.journal {
+            journal.push(id.to_owned());
+        }
+    }
+
+    /// Forgets the entries changed since [`LeadCache::begin`]: the write that
+    /// changed them was undone, and they may hold what it did. The rest of
+    /// the cache stays (they reload from the database when next used).
+    pub fn undo(&mut self) {
+        for id in self.journal.take().unwrap_or_default() {
+            self.remove(&id);
+        }
+    }
+
     /// The entry for `id` if it is current (its version is `version`).
     pub fn current(&mut self, id: &str, version: i64) -> Option<&mut CachedLead> {
         self.leads.get_mut(id).filter(|c| c.version == version)
@@ -261,7 +283,8 @@ impl LeadCache {
         let events: Vec<CompactEvent> = events.into_iter().map(|e| self.compact(e)).collect();
         self.events += events.len();
         let id = lead.id().to_owned();
-        self.leads.insert(
+        self.note(&id);
+        let replaced = self.leads.insert(
             id,
             CachedLead {
                 version,
@@ -270,6 +293,8 @@ impl LeadCache {
                 fit: None,
             },
         );
+        // A reloaded lead's old events are no longer held.
+        self.events -= replaced.map_or(0, |old| old.events.len());
     }
 
     fn compact(&mut self, e: EventRow<'_>) -> CompactEvent {
@@ -287,17 +312,22 @@ impl LeadCache {
         if let Some(c) = self.leads.get_mut(id) {
             c.events.push(compact);
             self.events += 1;
+            self.note(id);
         }
     }
 
     pub fn set_version(&mut self, id: &str, version: i64) {
         if let Some(c) = self.leads.get_mut(id) {
             c.version = version;
+            self.note(id);
         }
     }
 
     /// Replaces a cached lead's data (after an edit); its fit is recomputed.
     pub fn set_lead(&mut self, lead: Lead, version: i64) {
+        if self.leads.contains_key(lead.id()) {
+            self.note(lead.id());
+        }
         if let Some(c) = self.leads.get_mut(lead.id()) {
             c.lead = lead;
             c.version = version;
@@ -306,7 +336,9 @@ impl LeadCache {
     }
 
     pub fn remove(&mut self, id: &str) {
-        self.leads.remove(id);
+        if let Some(old) = self.leads.remove(id) {
+            self.events -= old.events.len();
+        }
     }
 
     /// Forgets everything (after a failed transaction).
@@ -314,6 +346,9 @@ impl LeadCache {
         self.leads.clear();
         self.interner = Interner::default();
         self.events = 0;
+        if let Some(journal) = &mut self.journal {
+            journal.clear();
+        }
     }
 
     /// Keeps memory bounded: past [`MAX_CACHED_EVENTS`] the cache starts
@@ -321,6 +356,7 @@ impl LeadCache {
     /// Call it only between writes, never while a write holds entries.
     pub fn trim(&mut self) {
         if self.events > MAX_CACHED_EVENTS {
+            tracing::debug!(events = self.events, "the lead cache is full; it starts again");
             self.clear();
         }
     }
@@ -336,15 +372,44 @@ impl LeadCache {
 
     /// Scores a cached lead with `model` as of `now`.
     pub fn score(&mut self, id: &str, model: &ActiveModel, now: Timestamp) -> Option<Score> {
-        let interner = &self.interner;
-        let c = self.leads.get_mut(id)?;
-        let fit = match &c.fit {
-            Some((name, fit)) if *name == model.name => fit,
+        let (score, fit) = self.score_shared(id, model, now)?;
+        if let Some(fit) = fit {
+            self.keep_fit(id, model, fit);
+        }
+        Some(score)
+    }
+
+    /// Scores a cached lead without changing the cache, so that many leads
+    /// can be scored at once. The lead's fit outcome comes back when it had
+    /// to be evaluated, for [`LeadCache::keep_fit`].
+    pub fn score_shared(
+        &self,
+        id: &str,
+        model: &ActiveModel,
+        now: Timestamp,
+    ) -> Option<(Score, Option<FitOutcome>)> {
+        let c = self.leads.get(id)?;
+        let (fit, new_fit) = match &c.fit {
+            Some((name, fit)) if *name == model.name => (fit, None),
             _ => {
                 let fit = model.model.evaluate_fit(&c.lead);
-                &c.fit.insert((model.name.clone(), fit)).1
+                let score = self.score_with(c, &fit, model, now);
+                return Some((score, Some(fit)));
             }
         };
+        Some((self.score_with(c, fit, model, now), new_fit))
+    }
+
+    /// Remembers a lead's fit outcome under `model` (the fit only changes
+    /// with the lead's data, which replaces the entry's memory of it).
+    pub fn keep_fit(&mut self, id: &str, model: &ActiveModel, fit: FitOutcome) {
+        if let Some(c) = self.leads.get_mut(id) {
+            c.fit = Some((model.name.clone(), fit));
+        }
+    }
+
+    fn score_with(&self, c: &CachedLead, fit: &FitOutcome, model: &ActiveModel, now: Timestamp) -> Score {
+        let interner = &self.interner;
         let mut hits = Vec::with_capacity(c.events.len());
         for e in &c.events {
             let kind = &interner.kinds[e.kind as usize];
@@ -358,7 +423,7 @@ impl LeadCache {
                 seq: e.seq as u64,
             }));
         }
-        Some(model.model.score_hits(fit, &mut hits, now))
+        model.model.score_hits(fit, &mut hits, now)
     }
 }
 
@@ -383,4 +448,55 @@ pub fn score_rows<'a>(
         }));
     }
     model.model.score_hits(&fit, &mut hits, now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lead(id: &str) -> Lead {
+        Lead::new(id)
+    }
+
+    fn event(seq: i64) -> EventRow<'static> {
+        EventRow {
+            kind: "page_viewed",
+            properties: None,
+            at: Timestamp::from_micros(seq),
+            seq,
+        }
+    }
+
+    #[test]
+    fn an_undone_write_forgets_only_the_entries_it_changed() {
+        let mut cache = LeadCache::default();
+        cache.load(lead("a"), 1, [event(1)]);
+        cache.load(lead("b"), 1, [event(2)]);
+        cache.load(lead("c"), 1, []);
+        cache.begin();
+        cache.push_event("a", event(3));
+        cache.set_version("c", 2);
+        cache.undo();
+        assert!(!cache.contains("a"), "a got an event that was undone");
+        assert!(!cache.contains("c"), "c got a version that was undone");
+        assert!(cache.current("b", 1).is_some(), "b was not touched");
+        assert_eq!(cache.events, 1, "only b's event is still held");
+
+        // A write that succeeds keeps its changes; the next one notes afresh.
+        cache.begin();
+        cache.push_event("b", event(4));
+        cache.begin();
+        cache.undo();
+        assert_eq!(cache.current("b", 1).map(|c| c.events.len()), Some(2));
+    }
+
+    #[test]
+    fn reloading_a_lead_does_not_count_its_events_twice() {
+        let mut cache = LeadCache::default();
+        cache.load(lead("a"), 1, [event(1), event(2)]);
+        cache.load(lead("a"), 2, [event(1), event(2), event(3)]);
+        assert_eq!(cache.events, 3);
+        cache.remove("a");
+        assert_eq!(cache.events, 0);
+    }
 }

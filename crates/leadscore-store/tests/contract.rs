@@ -382,6 +382,60 @@ async fn activating_a_model_rescores_every_lead() {
     }
 }
 
+/// A store opened afresh knows nothing of its leads: the rescoring of an
+/// activation reads them (and their events) a run at a time, which must give
+/// each lead exactly the engine's score, leads without events included.
+#[tokio::test]
+async fn a_fresh_sqlite_store_rescores_every_lead_from_what_it_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let ids: Vec<String> = (0..150).map(|i| format!("C{i:03}")).collect();
+    {
+        let s = open(&url).await.unwrap();
+        with_spec_model(&*s).await;
+        let leads: Vec<NewLead> = ids.iter().map(|id| new(spec_lead(id))).collect();
+        s.write_leads(leads, OnConflict::Refuse, t0()).await.unwrap();
+        let mut events = Vec::new();
+        for (i, id) in ids.iter().enumerate().filter(|(i, _)| i % 3 != 0) {
+            events.extend_from_slice(&spec_events(id)[..(i % 6) + 1]);
+        }
+        events.reverse(); // stored out of lead order
+        for batch in events.chunks(97) {
+            s.ingest(batch.to_vec(), t0()).await.unwrap();
+        }
+    }
+    let s = open(&url).await.unwrap();
+    let second = SPEC_MODEL
+        .replacen("name = \"b2b-default\"", "name = \"second\"", 1)
+        .replacen("points = 10", "points = 12", 1);
+    assert_eq!(
+        s.put_model("second", &second, t0()).await.unwrap(),
+        PutModel::Created
+    );
+    let later = t("2026-11-02T00:00:00Z");
+    s.activate_model("second", later, false).await.unwrap();
+    assert_eq!(s.rescore_all(later, Arc::new(|_, _| {})).await.unwrap(), 150);
+    let engine = ScoringModel::from_toml(&second, "second").unwrap();
+    for id in &ids {
+        let record = s.get_lead(id).await.unwrap().unwrap();
+        let stored = record.score.unwrap();
+        let fresh = engine.score(&record.lead, &s.lead_events(id).await.unwrap(), later);
+        assert_eq!(stored.model, "second", "{id}");
+        assert_eq!(
+            (stored.score, stored.fit, stored.mql),
+            (fresh.score, fresh.fit, fresh.mql),
+            "{id}"
+        );
+        assert_eq!(
+            s.history(id).await.unwrap().last().unwrap().cause,
+            Cause::ModelActivated {
+                model: "second".into()
+            },
+            "{id}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn listing_filters_sorts_and_pages() {
     for f in backends().await {

@@ -2,18 +2,38 @@
 
 use std::collections::HashMap;
 
-use leadscore_core::{Event, Lead, StdField, Timestamp};
+use leadscore_core::{Event, FitOutcome, Lead, Score, StdField, Timestamp};
+use rayon::prelude::*;
 use rusqlite::{OptionalExtension, params};
 
 use super::{LEAD_SELECT, Writer, lead_from_row};
 use crate::leads::{Target, apply_patch, attributes_json, merge_new, rank, search_text};
 use crate::records::*;
-use crate::rescore::{EventRow, properties_json, stored_score, worth_recording};
+use crate::rescore::{ActiveModel, EventRow, properties_json, stored_score, worth_recording};
 use crate::{LEAD_COLUMNS, Result, StoreError, email_key, new_lead_id};
 
 /// Leads rescored per writer transaction while a model is activated, so
 /// ingest goes on in between.
-pub(super) const RESCORE_CHUNK: usize = 5000;
+pub(super) const RESCORE_CHUNK: usize = 10_000;
+
+/// Below this many missing leads, a run is loaded lead by lead.
+const BULK_LOAD_FROM: usize = 64;
+
+/// A lead's new score, ready to store: the model that gave it, the score,
+/// and the score as the JSON served.
+struct Scored {
+    model: ActiveModel,
+    stored: StoredScore,
+    json: String,
+}
+
+impl Scored {
+    fn new(model: ActiveModel, score: &Score, now: Timestamp) -> Scored {
+        let stored = stored_score(&model, score, now);
+        let json = serde_json::to_string(&stored).expect("a score serializes");
+        Scored { model, stored, json }
+    }
+}
 
 /// A lead touched by an ingest batch: its row state, whether its cache entry
 /// was current before the inserts, and the ids of its new events.
@@ -80,6 +100,67 @@ impl Writer {
         Ok(())
     }
 
+    /// Makes the cache entries of a run of leads (`(id, version)`, ascending
+    /// ids) current. When many are missing, the leads and their events are
+    /// read with one range query each (the lead table and the events-by-lead
+    /// index in order) instead of two lookups per lead.
+    fn load_range<'a>(&mut self, leads: impl Iterator<Item = (&'a str, i64)>) -> Result<()> {
+        let missing: Vec<(&str, i64)> = leads
+            .filter(|(id, version)| self.cache.current(id, *version).is_none())
+            .collect();
+        let (Some(first), Some(last)) = (missing.first(), missing.last()) else {
+            return Ok(());
+        };
+        if missing.len() < BULK_LOAD_FROM {
+            for (id, version) in missing {
+                self.ensure_cached(id, version)?;
+            }
+            return Ok(());
+        }
+        let records: Vec<LeadRecord> = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {LEAD_SELECT} FROM leads WHERE id >= ?1 AND id <= ?2 ORDER BY id"
+            ))?
+            .query_map([first.0, last.0], lead_from_row)?
+            .collect::<rusqlite::Result<_>>()?;
+        let rows: Vec<(String, String, Option<String>, i64, i64)> = self
+            .conn
+            .prepare_cached(
+                "SELECT lead, type, properties, occurred_at, seq FROM events \
+                 WHERE lead >= ?1 AND lead <= ?2 ORDER BY lead, seq",
+            )?
+            .query_map([first.0, last.0], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        // Both lists are in lead order: walk them together.
+        let mut rows = rows.iter().peekable();
+        for record in records {
+            let mut events = Vec::new();
+            while let Some(row) = rows.next_if(|row| row.0.as_str() <= record.id()) {
+                if row.0 == record.id() {
+                    events.push(row);
+                }
+            }
+            if self.cache.current(record.id(), record.version).is_some() {
+                continue;
+            }
+            let version = record.version;
+            self.cache.load(
+                record.lead,
+                version,
+                events.into_iter().map(|(_, k, p, at, seq)| EventRow {
+                    kind: k,
+                    properties: p.as_deref(),
+                    at: Timestamp::from_micros(*at),
+                    seq: *seq,
+                }),
+            );
+        }
+        Ok(())
+    }
+
     /// Rescores a cached lead, stores the score with the new version, and
     /// records the change in its history when it is worth recording.
     fn store_score(
@@ -99,8 +180,26 @@ impl Writer {
             }
             None => None,
         };
-        let Some(model) = chosen else {
-            // No model is active, or none applies to this lead: unscored.
+        let scored = chosen.map(|model| {
+            let score = self.cache.score(id, &model, now).expect("the lead is cached");
+            Scored::new(model, &score, now)
+        });
+        self.write_score(id, version, last, now, cause, scored.as_ref())
+    }
+
+    /// Stores a lead's new score (`None`: no active model applies, so it is
+    /// unscored) with the new version, and records the change in its history
+    /// when it is worth recording.
+    fn write_score(
+        &mut self,
+        id: &str,
+        version: i64,
+        last: Option<(f64, String, bool)>,
+        now: Timestamp,
+        cause: &Cause,
+        scored: Option<&Scored>,
+    ) -> Result<()> {
+        let Some(Scored { model, stored, json }) = scored else {
             self.conn
                 .prepare_cached(
                     "UPDATE leads SET version = ?2, rank = ?3, band = NULL, grade = NULL, mql = NULL, \
@@ -121,9 +220,6 @@ impl Writer {
             }
             other => other,
         };
-        let score = self.cache.score(id, &model, now).expect("the lead is cached");
-        let stored = stored_score(&model, &score, now);
-        let json = serde_json::to_string(&stored).expect("a score serializes");
         self.conn
             .prepare_cached(
                 "UPDATE leads SET version = ?2, rank = ?3, band = ?4, grade = ?5, mql = ?6, score_json = ?7 \
@@ -139,7 +235,7 @@ impl Writer {
                 json
             ])?;
         self.cache.set_version(id, version);
-        if worth_recording(last.as_ref().map(|(s, b, m)| (*s, b.as_str(), *m)), &stored) {
+        if worth_recording(last.as_ref().map(|(s, b, m)| (*s, b.as_str(), *m)), stored) {
             self.conn
                 .prepare_cached(
                     "INSERT INTO history (lead, at, score, band, mql, model, cause) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -381,10 +477,10 @@ impl Writer {
         let Some(set) = self.active.clone() else {
             return Ok((0, None));
         };
-        let ids: Vec<(String, RowStateRaw, Option<String>, Option<String>)> = {
+        let started = std::time::Instant::now();
+        let ids: Vec<(String, RowStateRaw, Option<String>)> = {
             let mut stmt = self.conn.prepare_cached(
-                "SELECT id, version, score_json IS NOT NULL, rank, band, mql, \
-                 json_extract(score_json, '$.model'), json_extract(score_json, '$.as_of') \
+                "SELECT id, version, score_json IS NOT NULL, rank, band, mql, score_json \
                  FROM leads WHERE id > ?1 ORDER BY id LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![after, limit as i64], |r| {
@@ -398,28 +494,59 @@ impl Writer {
                         r.get::<_, Option<bool>>(5)?,
                     ),
                     r.get::<_, Option<String>>(6)?,
-                    r.get::<_, Option<String>>(7)?,
                 ))
             })?;
             rows.collect::<rusqlite::Result<Vec<_>>>()?
         };
-        // Each lead's entry names the model that scored it (see `store_score`).
+        let selected = started.elapsed();
+        self.load_range(ids.iter().map(|(id, (version, ..), ..)| (id.as_str(), *version)))?;
+        if let Some((id, ..)) = ids.iter().find(|(id, ..)| !self.cache.contains(id)) {
+            return Err(StoreError::Database(format!(
+                "internal: lead `{id}` is not loaded for scoring"
+            )));
+        }
+        let loaded = started.elapsed();
+        // Checking, scoring and serializing run on every core; the writes
+        // follow in order. `None`: the lead is already current (scored by an
+        // active model as of the activation or later, by a write after the
+        // activation); rescoring it as of `now` would set it back and drop
+        // events that happened since.
+        let cache = &self.cache;
+        let results: Vec<Option<(Option<Scored>, Option<FitOutcome>)>> = ids
+            .par_iter()
+            .map(|(id, _, score_json)| {
+                let lead = cache.lead(id).expect("the chunk is cached");
+                let ScoredBy { model, as_of } = scored_by(score_json.as_deref());
+                let (by, as_of) = (model.as_deref(), as_of.as_deref());
+                if set.may_be_current(by, as_of, now) && set.scored_since(lead, by, as_of, now) {
+                    return None;
+                }
+                let Some(model) = set.for_lead(lead) else {
+                    return Some((None, None));
+                };
+                let (score, fit) = cache.score_shared(id, model, now).expect("the chunk is cached");
+                Some((Some(Scored::new(model.clone(), &score, now)), fit))
+            })
+            .collect();
+        let scored = started.elapsed();
+        // Each lead's entry names the model that scored it (see `write_score`).
         let cause = Cause::ModelActivated { model: String::new() };
-        for (id, (version, scored, rank, band, mql), scored_by, scored_as_of) in &ids {
-            // Scored by an active model as of the activation or later (a write
-            // after the activation): already current; rescoring as of `now`
-            // would set it back and drop events that happened since.
-            let (by, as_of) = (scored_by.as_deref(), scored_as_of.as_deref());
-            self.ensure_cached(id, *version)?;
-            if set.may_be_current(by, as_of, now)
-                && let Some(lead) = self.cache.lead(id)
-                && set.scored_since(lead, by, as_of, now)
-            {
-                continue;
+        for ((id, (version, scored, rank, band, mql), _), result) in ids.iter().zip(results) {
+            let Some((new, fit)) = result else { continue };
+            if let (Some(fit), Some(new)) = (fit, &new) {
+                self.cache.keep_fit(id, &new.model, fit);
             }
             let last = scored.then(|| (*rank, band.clone().unwrap_or_default(), mql.unwrap_or(false)));
-            self.store_score(id, version + 1, last, now, &cause)?;
+            self.write_score(id, version + 1, last, now, &cause, new.as_ref())?;
         }
+        tracing::debug!(
+            leads = ids.len(),
+            select_ms = selected.as_secs_f64() * 1e3,
+            load_ms = (loaded - selected).as_secs_f64() * 1e3,
+            score_ms = (scored - loaded).as_secs_f64() * 1e3,
+            write_ms = (started.elapsed() - scored).as_secs_f64() * 1e3,
+            "rescored a chunk"
+        );
         let n = ids.len() as u64;
         self.record_rescore(done + n, total.max(done + n), false)?;
         let last = (ids.len() == limit)
@@ -455,6 +582,20 @@ impl Writer {
 }
 
 type RowStateRaw = (i64, bool, f64, Option<String>, Option<bool>);
+
+/// Which model scored a lead, and as of when: read from the stored score
+/// (serde reads just these two fields, skipping the rest).
+#[derive(Debug, Default, serde::Deserialize)]
+struct ScoredBy {
+    model: Option<String>,
+    as_of: Option<String>,
+}
+
+fn scored_by(score_json: Option<&str>) -> ScoredBy {
+    score_json
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or_default()
+}
 
 /// A lead's stored values in the order of the statements above: the standard
 /// columns, then attributes, e-mail key, owner and search text (`?1`..`?19`).
