@@ -15,7 +15,7 @@ mod write;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use async_trait::async_trait;
@@ -69,6 +69,10 @@ pub(crate) struct Writer {
     pub active_names: Vec<String>,
     /// Models parsed so far, by name.
     pub parsed: Arc<Mutex<Vec<ActiveModel>>>,
+    /// The WAL's length in frames as the checkpointer last saw it, and when
+    /// the writer last restarted the WAL.
+    wal_frames: Arc<AtomicI64>,
+    last_restart: std::time::Instant,
 }
 
 /// Page cache of the writer and of each reader, in KiB: the writer touches
@@ -85,7 +89,7 @@ fn open_conn(path: &Path, flags: OpenFlags, cache_kib: i64) -> Result<Connection
     // it) for its whole length. The checkpointer thread does it instead.
     conn.execute_batch(&format!(
         "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA cache_size = -{cache_kib}; \
-         PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;"
+         PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 0;"
     ))?;
     Ok(conn)
 }
@@ -133,12 +137,15 @@ impl SqliteStore {
             )?));
         }
         let models: Arc<Mutex<Vec<ActiveModel>>> = Arc::default();
+        let wal_frames = Arc::new(AtomicI64::new(0));
         let mut writer = Writer {
             conn,
             cache: LeadCache::default(),
             active: None,
             active_names: Vec::new(),
             parsed: models.clone(),
+            wal_frames: wal_frames.clone(),
+            last_restart: std::time::Instant::now(),
         };
         writer.refresh_active()?;
         let (jobs, rx) = mpsc::channel::<Job>();
@@ -154,7 +161,7 @@ impl SqliteStore {
         let (stop_checkpoints, stopped) = mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
-            .spawn(move || checkpoint_loop(&checkpointer, &stopped))
+            .spawn(move || checkpoint_loop(&checkpointer, &stopped, &wal_frames))
             .map_err(|e| StoreError::Database(format!("cannot start the checkpointer: {e}")))?;
         Ok(SqliteStore {
             _stop_checkpoints: stop_checkpoints,
@@ -232,12 +239,14 @@ impl Io {
 
 /// Copies the WAL back into the database file every half second, beside the
 /// writer rather than inside its commits (a PASSIVE checkpoint never blocks
-/// the writer or the readers). Ends when the store is dropped.
-fn checkpoint_loop(conn: &Connection, stop: &mpsc::Receiver<()>) {
+/// the writer or the readers), and tells the writer how long the WAL is
+/// (see `Writer::bound_wal`). Ends when the store is dropped.
+fn checkpoint_loop(conn: &Connection, stop: &mpsc::Receiver<()>, wal_frames: &AtomicI64) {
     while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(std::time::Duration::from_millis(500))
     {
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "WAL checkpoint failed; it is tried again");
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
+            Ok(frames) => wal_frames.store(frames, Ordering::Relaxed),
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; it is tried again"),
         }
     }
     let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
@@ -279,13 +288,60 @@ fn writer_loop(mut w: Writer, rx: mpsc::Receiver<Job>) {
         for reply in replies {
             reply(commit.clone());
         }
+        w.bound_wal();
     }
 }
 
+/// The WAL length, in frames (pages of 4 KiB), past which the writer
+/// restarts it (see [`Writer::bound_wal`]): about 1 GiB. A restart stalls
+/// writes for a moment (a few hundred milliseconds under heavy ingest), so
+/// it should be rare: under the heaviest ingest this is about once every
+/// quarter of a minute.
+const WAL_RESTART_FRAMES: i64 = 262_144;
+
 impl Writer {
+    /// Keeps the WAL bounded under steady writes. The checkpointer copies
+    /// the WAL into the database beside the writer, but SQLite starts the
+    /// WAL over only when a write begins with every frame copied, which
+    /// never happens while writes follow each other: the WAL would grow by
+    /// gigabytes, and every page lookup in it would grow slower. So when it
+    /// is past [`WAL_RESTART_BYTES`], the writer, between two transactions,
+    /// copies what is left (little: the checkpointer has done the rest) and
+    /// makes the next write start it over, reusing the file from its start
+    /// (it is not trimmed: cutting a file of a gigabyte stalls the next
+    /// commit; the checkpoint at shutdown empties it). Tried at most once a
+    /// second.
+    fn bound_wal(&mut self) {
+        if self.last_restart.elapsed() < std::time::Duration::from_secs(1) {
+            return;
+        }
+        if self.wal_frames.load(Ordering::Relaxed) <= WAL_RESTART_FRAMES {
+            return;
+        }
+        self.last_restart = std::time::Instant::now();
+        let started = std::time::Instant::now();
+        match self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0))
+        {
+            Ok(busy) => {
+                if busy == 0 {
+                    self.wal_frames.store(0, Ordering::Relaxed);
+                }
+                tracing::debug!(
+                    ms = started.elapsed().as_secs_f64() * 1e3,
+                    restarted = busy == 0,
+                    "WAL checkpointed to restart it"
+                );
+            }
+            Err(e) => tracing::warn!(error = %e, "WAL restart failed; it is tried again"),
+        }
+    }
+
     fn in_savepoint<T>(&mut self, f: impl FnOnce(&mut Writer) -> Result<T>) -> Result<T> {
         self.conn.execute_batch("SAVEPOINT job")?;
         self.cache.trim();
+        self.cache.begin();
         // A panic inside one request must not take the writer thread (and so
         // every later write) down with it: it fails that request alone.
         let outcome =
@@ -301,8 +357,8 @@ impl Writer {
             }
             Err(e) => {
                 let _ = self.conn.execute_batch("ROLLBACK TO job; RELEASE job");
-                // The cache may hold what was just undone.
-                self.cache.clear();
+                // The entries this write changed may hold what was just undone.
+                self.cache.undo();
                 Err(e)
             }
         }
