@@ -2,7 +2,7 @@
 """Service benchmark: `leadscore serve` loaded over HTTP on loopback.
 
 usage: bench/serve_bench.py [--database-url URL] [--data DIR] [--events N] [--clients N]
-                            [--single-seconds S] [--skip-single]
+                            [--single-seconds S] [--skip-single] [--config FILE]
 
 With the data of ../shared/bench/bench_gen.py (200,000 leads, 5,000,000 events;
 generated if missing) it measures, against a fresh database:
@@ -64,8 +64,9 @@ class Api:
         return json.loads(data) if data and resp.getheader("Content-Type", "").startswith("application/json") else data
 
 
-def start_server(db_url, env):
-    proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--database-url", db_url],
+def start_server(db_url, env, config=None):
+    extra = ["--config", config] if config else []
+    proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--database-url", db_url, *extra],
                             stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -86,6 +87,7 @@ def main():
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--single-seconds", type=int, default=20)
     ap.add_argument("--skip-single", action="store_true")
+    ap.add_argument("--config", help="a settings file for the server (e.g. [automation] enabled = false)")
     args = ap.parse_args()
     if not os.path.exists(BIN):
         sys.exit(f"build first: cargo build --release ({BIN} is missing)")
@@ -103,7 +105,7 @@ def main():
     out = subprocess.run([BIN, "token", "create", "--role", "admin", "--database-url", db_url],
                          capture_output=True, text=True, check=True, env=env)
     token = out.stdout.strip().splitlines()[-1]
-    proc, port = start_server(db_url, env)
+    proc, port = start_server(db_url, env, args.config)
     api = Api(port, token)
     results = {}
     try:

@@ -71,7 +71,7 @@ pub(crate) struct Writer {
     pub parsed: Arc<Mutex<Vec<ActiveModel>>>,
     /// The WAL's length in frames as the checkpointer last saw it, and when
     /// the writer last restarted the WAL.
-    wal_frames: Arc<AtomicI64>,
+    wal: Arc<WalLength>,
     last_restart: std::time::Instant,
 }
 
@@ -137,14 +137,14 @@ impl SqliteStore {
             )?));
         }
         let models: Arc<Mutex<Vec<ActiveModel>>> = Arc::default();
-        let wal_frames = Arc::new(AtomicI64::new(0));
+        let wal = Arc::new(WalLength::default());
         let mut writer = Writer {
             conn,
             cache: LeadCache::default(),
             active: None,
             active_names: Vec::new(),
             parsed: models.clone(),
-            wal_frames: wal_frames.clone(),
+            wal: wal.clone(),
             last_restart: std::time::Instant::now(),
         };
         writer.refresh_active()?;
@@ -161,7 +161,7 @@ impl SqliteStore {
         let (stop_checkpoints, stopped) = mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
-            .spawn(move || checkpoint_loop(&checkpointer, &stopped, &wal_frames))
+            .spawn(move || checkpoint_loop(&checkpointer, &stopped, &wal))
             .map_err(|e| StoreError::Database(format!("cannot start the checkpointer: {e}")))?;
         Ok(SqliteStore {
             _stop_checkpoints: stop_checkpoints,
@@ -237,15 +237,30 @@ impl Io {
     }
 }
 
-/// Copies the WAL back into the database file every half second, beside the
-/// writer rather than inside its commits (a PASSIVE checkpoint never blocks
-/// the writer or the readers), and tells the writer how long the WAL is
-/// (see `Writer::bound_wal`). Ends when the store is dropped.
-fn checkpoint_loop(conn: &Connection, stop: &mpsc::Receiver<()>, wal_frames: &AtomicI64) {
-    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(std::time::Duration::from_millis(500))
-    {
-        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
-            Ok(frames) => wal_frames.store(frames, Ordering::Relaxed),
+/// The WAL's length and how much of it is not yet copied into the database,
+/// in frames (pages of 4 KiB), as the checkpointer last saw them.
+#[derive(Debug, Default)]
+struct WalLength {
+    frames: AtomicI64,
+    behind: AtomicI64,
+}
+
+/// Copies the WAL back into the database file every half second (more often
+/// while the WAL is long), beside the writer rather than inside its commits
+/// (a PASSIVE checkpoint never blocks the writer or the readers), and tells
+/// the writer how long the WAL is (see `Writer::bound_wal`). Ends when the
+/// store is dropped.
+fn checkpoint_loop(conn: &Connection, stop: &mpsc::Receiver<()>, wal: &WalLength) {
+    let mut pause = std::time::Duration::from_millis(500);
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(pause) {
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        }) {
+            Ok((frames, copied)) => {
+                wal.frames.store(frames, Ordering::Relaxed);
+                wal.behind.store(frames - copied, Ordering::Relaxed);
+                pause = std::time::Duration::from_millis(if frames > WAL_RESTART_FRAMES { 50 } else { 500 });
+            }
             Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; it is tried again"),
         }
     }
@@ -293,11 +308,15 @@ fn writer_loop(mut w: Writer, rx: mpsc::Receiver<Job>) {
 }
 
 /// The WAL length, in frames (pages of 4 KiB), past which the writer
-/// restarts it (see [`Writer::bound_wal`]): about 1 GiB. A restart stalls
-/// writes for a moment (a few hundred milliseconds under heavy ingest), so
-/// it should be rare: under the heaviest ingest this is about once every
-/// quarter of a minute.
-const WAL_RESTART_FRAMES: i64 = 262_144;
+/// restarts it (see [`Writer::bound_wal`]): about 4 GiB. A restart stalls
+/// writes for 0.1 to 0.4 s (it waits for the readers and syncs the
+/// database), so it should be rare: the WAL grows this long only under
+/// ingest that never pauses (any pause lets SQLite start it over for free),
+/// and then about once a minute.
+const WAL_RESTART_FRAMES: i64 = 1_048_576;
+/// The restart waits until the checkpointer is at most this many frames
+/// (16 MiB) behind, so that the writer has little left to copy.
+const WAL_RESTART_BEHIND: i64 = 4096;
 
 impl Writer {
     /// Keeps the WAL bounded under steady writes. The checkpointer copies
@@ -305,9 +324,10 @@ impl Writer {
     /// WAL over only when a write begins with every frame copied, which
     /// never happens while writes follow each other: the WAL would grow by
     /// gigabytes, and every page lookup in it would grow slower. So when it
-    /// is past [`WAL_RESTART_BYTES`], the writer, between two transactions,
-    /// copies what is left (little: the checkpointer has done the rest) and
-    /// makes the next write start it over, reusing the file from its start
+    /// is past [`WAL_RESTART_FRAMES`], the checkpointer runs more often, and
+    /// once it is nearly caught up the writer, between two transactions,
+    /// copies what is left and makes the next write start the WAL over,
+    /// reusing the file from its start
     /// (it is not trimmed: cutting a file of a gigabyte stalls the next
     /// commit; the checkpoint at shutdown empties it). Tried at most once a
     /// second.
@@ -315,7 +335,11 @@ impl Writer {
         if self.last_restart.elapsed() < std::time::Duration::from_secs(1) {
             return;
         }
-        if self.wal_frames.load(Ordering::Relaxed) <= WAL_RESTART_FRAMES {
+        let frames = self.wal.frames.load(Ordering::Relaxed);
+        let caught_up = self.wal.behind.load(Ordering::Relaxed) <= WAL_RESTART_BEHIND;
+        // Past half as long again the WAL is restarted however far behind
+        // the checkpointer is: its length stays bounded whatever the load.
+        if frames <= WAL_RESTART_FRAMES || !(caught_up || frames > WAL_RESTART_FRAMES * 3 / 2) {
             return;
         }
         self.last_restart = std::time::Instant::now();
@@ -326,7 +350,7 @@ impl Writer {
         {
             Ok(busy) => {
                 if busy == 0 {
-                    self.wal_frames.store(0, Ordering::Relaxed);
+                    self.wal.frames.store(0, Ordering::Relaxed);
                 }
                 tracing::debug!(
                     ms = started.elapsed().as_secs_f64() * 1e3,
