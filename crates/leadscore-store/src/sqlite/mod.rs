@@ -327,10 +327,9 @@ impl Writer {
     /// is past [`WAL_RESTART_FRAMES`], the checkpointer runs more often, and
     /// once it is nearly caught up the writer, between two transactions,
     /// copies what is left and makes the next write start the WAL over,
-    /// reusing the file from its start
-    /// (it is not trimmed: cutting a file of a gigabyte stalls the next
-    /// commit; the checkpoint at shutdown empties it). Tried at most once a
-    /// second.
+    /// reusing the file from its start. The file is not trimmed (cutting a
+    /// file of gigabytes stalls the next commit); the checkpoint at shutdown
+    /// empties it. Tried at most once a second.
     fn bound_wal(&mut self) {
         if self.last_restart.elapsed() < std::time::Duration::from_secs(1) {
             return;
