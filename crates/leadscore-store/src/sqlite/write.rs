@@ -79,24 +79,14 @@ impl Writer {
             .conn
             .prepare_cached(&format!("SELECT {LEAD_SELECT} FROM leads WHERE id = ?1"))?
             .query_row([id], lead_from_row)?;
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT type, properties, occurred_at, seq FROM events WHERE lead = ?1 ORDER BY seq",
-        )?;
-        let mut rows = stmt.query([id])?;
-        let mut raw: Vec<(String, Option<String>, i64, i64)> = Vec::new();
-        while let Some(r) = rows.next()? {
-            raw.push((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?));
-        }
-        self.cache.load(
-            record.lead,
-            version,
-            raw.iter().map(|(k, p, at, seq)| EventRow {
-                kind: k,
-                properties: p.as_deref(),
-                at: Timestamp::from_micros(*at),
-                seq: *seq,
-            }),
-        );
+        let raw: Vec<StoredEvent> = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {EVENT_SELECT} FROM events WHERE lead = ?1 ORDER BY seq"
+            ))?
+            .query_map([id], |r| stored_event(r, 0))?
+            .collect::<rusqlite::Result<_>>()?;
+        self.cache.load(record.lead, version, raw.iter().map(event_row));
         Ok(())
     }
 
@@ -124,39 +114,27 @@ impl Writer {
             ))?
             .query_map([first.0, last.0], lead_from_row)?
             .collect::<rusqlite::Result<_>>()?;
-        let rows: Vec<(String, String, Option<String>, i64, i64)> = self
+        let rows: Vec<(String, StoredEvent)> = self
             .conn
-            .prepare_cached(
-                "SELECT lead, type, properties, occurred_at, seq FROM events \
-                 WHERE lead >= ?1 AND lead <= ?2 ORDER BY lead, seq",
-            )?
-            .query_map([first.0, last.0], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })?
+            .prepare_cached(&format!(
+                "SELECT lead, {EVENT_SELECT} FROM events WHERE lead >= ?1 AND lead <= ?2 ORDER BY lead, seq"
+            ))?
+            .query_map([first.0, last.0], |r| Ok((r.get(0)?, stored_event(r, 1)?)))?
             .collect::<rusqlite::Result<_>>()?;
         // Both lists are in lead order: walk them together.
         let mut rows = rows.iter().peekable();
         for record in records {
             let mut events = Vec::new();
-            while let Some(row) = rows.next_if(|row| row.0.as_str() <= record.id()) {
-                if row.0 == record.id() {
-                    events.push(row);
+            while let Some((lead, event)) = rows.next_if(|(lead, _)| lead.as_str() <= record.id()) {
+                if lead == record.id() {
+                    events.push(event);
                 }
             }
-            if self.cache.current(record.id(), record.version).is_some() {
-                continue;
+            if self.cache.current(record.id(), record.version).is_none() {
+                let version = record.version;
+                self.cache
+                    .load(record.lead, version, events.into_iter().map(event_row));
             }
-            let version = record.version;
-            self.cache.load(
-                record.lead,
-                version,
-                events.into_iter().map(|(_, k, p, at, seq)| EventRow {
-                    kind: k,
-                    properties: p.as_deref(),
-                    at: Timestamp::from_micros(*at),
-                    seq: *seq,
-                }),
-            );
         }
         Ok(())
     }
@@ -582,6 +560,26 @@ impl Writer {
 }
 
 type RowStateRaw = (i64, bool, f64, Option<String>, Option<bool>);
+
+/// The event columns the cache needs, in the order `stored_event` reads them.
+const EVENT_SELECT: &str = "type, properties, occurred_at, seq";
+
+/// A stored event as read for the cache: type, properties, time, sequence.
+type StoredEvent = (String, Option<String>, i64, i64);
+
+/// Reads [`EVENT_SELECT`]'s columns, starting at column `from`.
+fn stored_event(r: &rusqlite::Row, from: usize) -> rusqlite::Result<StoredEvent> {
+    Ok((r.get(from)?, r.get(from + 1)?, r.get(from + 2)?, r.get(from + 3)?))
+}
+
+fn event_row((kind, properties, at, seq): &StoredEvent) -> EventRow<'_> {
+    EventRow {
+        kind,
+        properties: properties.as_deref(),
+        at: Timestamp::from_micros(*at),
+        seq: *seq,
+    }
+}
 
 /// Which model scored a lead, and as of when: read from the stored score
 /// (serde reads just these two fields, skipping the rest).
