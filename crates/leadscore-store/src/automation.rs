@@ -105,6 +105,136 @@ pub(crate) enum OpKind {
 
 pub(crate) type Rows = Vec<Vec<Val>>;
 
+/// Where a save's rep-load statements are: each rep's row is created, then
+/// changed (the change is a guard when the rep has a capacity).
+struct LoadGuards {
+    first: usize,
+    reps: Vec<String>,
+}
+
+impl LoadGuards {
+    /// What a run of a save's statements means for the engine.
+    fn saved(&self, outcome: std::result::Result<Vec<Rows>, usize>) -> Saved {
+        match outcome {
+            Ok(_) => Saved::Done,
+            Err(i) if i >= self.first && i < self.first + 2 * self.reps.len() => {
+                Saved::Full(self.reps[(i - self.first) / 2].clone())
+            }
+            Err(_) => Saved::Changed,
+        }
+    }
+}
+
+/// The statements that save one evaluation's results, in one transaction.
+fn save_ops(s: &AutomationSave) -> (Vec<Op>, LoadGuards) {
+    let mut ops = Vec::new();
+    let r = &s.record;
+    let doc = s.record.doc.to_string();
+    let cols: Vec<Val> = vec![
+        s.lead.as_str().into(),
+        r.lead_version.into(),
+        r.workflow_rev.into(),
+        r.next_at.into(),
+        r.nurture_since.into(),
+        r.counted_owner.clone().into(),
+        doc.into(),
+    ];
+    if s.rev == 0 {
+        ops.push(guard(
+            "INSERT INTO automation (lead, rev, lead_version, workflow_rev, next_at, nurture_since, counted_owner, doc) \
+             SELECT CAST($1 AS TEXT), 1, CAST($2 AS BIGINT), CAST($3 AS BIGINT), CAST($4 AS BIGINT), CAST($5 AS BIGINT), \
+             CAST($6 AS TEXT), CAST($7 AS TEXT) WHERE EXISTS (SELECT 1 FROM leads WHERE id = $1 AND version = $2) \
+             AND COALESCE((SELECT rev FROM workflow WHERE lead = $1), 0) = $3 \
+             ON CONFLICT (lead) DO NOTHING",
+            cols,
+        ));
+    } else {
+        let mut args = cols;
+        args.push(s.rev.into());
+        ops.push(guard(
+            "UPDATE automation SET rev = rev + 1, lead_version = $2, workflow_rev = $3, next_at = $4, \
+             nurture_since = $5, counted_owner = $6, doc = $7 WHERE lead = $1 AND rev = $8 \
+             AND EXISTS (SELECT 1 FROM leads WHERE id = $1 AND version = $2) \
+             AND COALESCE((SELECT rev FROM workflow WHERE lead = $1), 0) = $3",
+            args,
+        ));
+    }
+    // In rep order: no two transactions wait on each other's rows in
+    // opposite orders.
+    let mut loads = s.loads.clone();
+    loads.sort_by(|a, b| a.rep.cmp(&b.rep));
+    let first_load = ops.len();
+    for l in &loads {
+        ops.push(exec(
+            "INSERT INTO rep_load (rep, open_leads, assigned, last_assigned) VALUES ($1, 0, 0, 0) \
+             ON CONFLICT (rep) DO NOTHING",
+            vec![l.rep.as_str().into()],
+        ));
+        let assigned = i64::from(l.delta > 0);
+        match l.capacity {
+            Some(cap) => ops.push(guard(
+                "UPDATE rep_load SET open_leads = open_leads + $2, assigned = assigned + $3, \
+                 last_assigned = CASE WHEN $3 > 0 THEN (SELECT COALESCE(MAX(last_assigned), 0) + 1 FROM rep_load) \
+                 ELSE last_assigned END WHERE rep = $1 AND open_leads + $2 <= $4",
+                vec![l.rep.as_str().into(), l.delta.into(), assigned.into(), cap.into()],
+            )),
+            None => ops.push(exec(
+                "UPDATE rep_load SET open_leads = CASE WHEN open_leads + $2 < 0 THEN 0 ELSE open_leads + $2 END, \
+                 assigned = assigned + $3, \
+                 last_assigned = CASE WHEN $3 > 0 THEN (SELECT COALESCE(MAX(last_assigned), 0) + 1 FROM rep_load) \
+                 ELSE last_assigned END WHERE rep = $1",
+                vec![l.rep.as_str().into(), l.delta.into(), assigned.into()],
+            )),
+        }
+    }
+    if let Some(owner) = &s.owner {
+        ops.push(exec(
+            "UPDATE leads SET owner = $2, updated_at = $3 WHERE id = $1",
+            vec![s.lead.as_str().into(), owner.clone().into(), s.now.into()],
+        ));
+        // Open tasks follow the lead to its new owner.
+        ops.push(exec(
+            "UPDATE tasks SET owner = $2, rev = rev + 1 WHERE lead = $1 AND state = 'open'",
+            vec![s.lead.as_str().into(), owner.clone().into()],
+        ));
+    }
+    for t in &s.tasks {
+        ops.push(exec(
+            wsql::INSERT_TASK,
+            vec![
+                t.id.as_str().into(),
+                t.lead.as_str().into(),
+                t.owner.clone().into(),
+                state_word(t.open).into(),
+                t.due.into(),
+                doc_json(&t.doc).into(),
+            ],
+        ));
+    }
+    for e in &s.log {
+        ops.push(log_op(&s.lead, e));
+    }
+    for n in &s.notifications {
+        ops.push(notification_op(n));
+    }
+    ops.extend(s.happenings.iter().map(happening_op));
+    let reps = loads.into_iter().map(|l| l.rep).collect();
+    (
+        ops,
+        LoadGuards {
+            first: first_load,
+            reps,
+        },
+    )
+}
+
+/// Does a list need a savepoint of its own inside a shared transaction? Only
+/// when a guard follows a statement that changes rows: a failing first guard
+/// has changed nothing, so there is nothing to undo.
+pub(crate) fn needs_savepoint(ops: &[Op]) -> bool {
+    ops.iter().skip(1).any(|op| op.kind == OpKind::Guard)
+}
+
 fn exec(sql: impl Into<String>, args: Vec<Val>) -> Op {
     Op {
         sql: sql.into(),
@@ -135,6 +265,9 @@ pub(crate) trait SqlRunner: Send + Sync + std::fmt::Debug {
     /// `Guard`), or `Err(i)` when guard `i` changed no row (then nothing was
     /// done).
     async fn run(&self, ops: Vec<Op>) -> Result<std::result::Result<Vec<Rows>, usize>>;
+    /// Runs each list of ops as [`run`](Self::run) would, all in one
+    /// transaction: a list whose guard changed no row is undone alone.
+    async fn run_each(&self, lists: Vec<Vec<Op>>) -> Result<Vec<std::result::Result<Vec<Rows>, usize>>>;
     /// One read, outside any write transaction.
     async fn read(&self, sql: String, args: Vec<Val>) -> Result<Rows>;
 }
@@ -323,118 +456,40 @@ impl Automation {
     }
 
     /// The stored states of these leads (leads without one are left out).
+    /// The ids go as one JSON array, so the statement is the same whatever
+    /// their number (and stays prepared).
     pub async fn states(&self, ids: &[String]) -> Result<HashMap<String, AutomationRecord>> {
+        let list = if self.sql.postgres() {
+            "SELECT json_array_elements_text(CAST(CAST($1 AS TEXT) AS JSON))"
+        } else {
+            "SELECT value FROM json_each($1)"
+        };
+        let sql = format!("{STATE_SELECT} WHERE lead IN ({list})");
+        let ids = serde_json::to_string(ids).expect("strings serialize");
         let mut out = HashMap::new();
-        for chunk in ids.chunks(500) {
-            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let sql = format!("{STATE_SELECT} WHERE lead IN ({})", marks.join(", "));
-            for r in self.rows(&sql, chunk.iter().map(Val::from).collect()).await? {
-                out.insert(text(&r[0])?, record_from(&r[1..])?);
-            }
+        for r in self.rows(&sql, vec![ids.into()]).await? {
+            out.insert(text(&r[0])?, record_from(&r[1..])?);
         }
         Ok(out)
     }
 
     /// Saves one evaluation's results (see [`AutomationSave`]).
     pub async fn save(&self, s: AutomationSave) -> Result<Saved> {
-        let mut ops = Vec::new();
-        let r = &s.record;
-        let doc = s.record.doc.to_string();
-        let cols: Vec<Val> = vec![
-            s.lead.as_str().into(),
-            r.lead_version.into(),
-            r.workflow_rev.into(),
-            r.next_at.into(),
-            r.nurture_since.into(),
-            r.counted_owner.clone().into(),
-            doc.into(),
-        ];
-        if s.rev == 0 {
-            ops.push(guard(
-                "INSERT INTO automation (lead, rev, lead_version, workflow_rev, next_at, nurture_since, counted_owner, doc) \
-                 SELECT CAST($1 AS TEXT), 1, CAST($2 AS BIGINT), CAST($3 AS BIGINT), CAST($4 AS BIGINT), CAST($5 AS BIGINT), \
-                 CAST($6 AS TEXT), CAST($7 AS TEXT) WHERE EXISTS (SELECT 1 FROM leads WHERE id = $1 AND version = $2) \
-                 AND COALESCE((SELECT rev FROM workflow WHERE lead = $1), 0) = $3 \
-                 ON CONFLICT (lead) DO NOTHING",
-                cols,
-            ));
-        } else {
-            let mut args = cols;
-            args.push(s.rev.into());
-            ops.push(guard(
-                "UPDATE automation SET rev = rev + 1, lead_version = $2, workflow_rev = $3, next_at = $4, \
-                 nurture_since = $5, counted_owner = $6, doc = $7 WHERE lead = $1 AND rev = $8 \
-                 AND EXISTS (SELECT 1 FROM leads WHERE id = $1 AND version = $2) \
-                 AND COALESCE((SELECT rev FROM workflow WHERE lead = $1), 0) = $3",
-                args,
-            ));
-        }
-        // In rep order: no two transactions wait on each other's rows in
-        // opposite orders.
-        let mut loads = s.loads.clone();
-        loads.sort_by(|a, b| a.rep.cmp(&b.rep));
-        let first_load = ops.len();
-        for l in &loads {
-            ops.push(exec(
-                "INSERT INTO rep_load (rep, open_leads, assigned, last_assigned) VALUES ($1, 0, 0, 0) \
-                 ON CONFLICT (rep) DO NOTHING",
-                vec![l.rep.as_str().into()],
-            ));
-            let assigned = i64::from(l.delta > 0);
-            match l.capacity {
-                Some(cap) => ops.push(guard(
-                    "UPDATE rep_load SET open_leads = open_leads + $2, assigned = assigned + $3, \
-                     last_assigned = CASE WHEN $3 > 0 THEN (SELECT COALESCE(MAX(last_assigned), 0) + 1 FROM rep_load) \
-                     ELSE last_assigned END WHERE rep = $1 AND open_leads + $2 <= $4",
-                    vec![l.rep.as_str().into(), l.delta.into(), assigned.into(), cap.into()],
-                )),
-                None => ops.push(exec(
-                    "UPDATE rep_load SET open_leads = CASE WHEN open_leads + $2 < 0 THEN 0 ELSE open_leads + $2 END, \
-                     assigned = assigned + $3, \
-                     last_assigned = CASE WHEN $3 > 0 THEN (SELECT COALESCE(MAX(last_assigned), 0) + 1 FROM rep_load) \
-                     ELSE last_assigned END WHERE rep = $1",
-                    vec![l.rep.as_str().into(), l.delta.into(), assigned.into()],
-                )),
-            }
-        }
-        if let Some(owner) = &s.owner {
-            ops.push(exec(
-                "UPDATE leads SET owner = $2, updated_at = $3 WHERE id = $1",
-                vec![s.lead.as_str().into(), owner.clone().into(), s.now.into()],
-            ));
-            // Open tasks follow the lead to its new owner.
-            ops.push(exec(
-                "UPDATE tasks SET owner = $2, rev = rev + 1 WHERE lead = $1 AND state = 'open'",
-                vec![s.lead.as_str().into(), owner.clone().into()],
-            ));
-        }
-        for t in &s.tasks {
-            ops.push(exec(
-                wsql::INSERT_TASK,
-                vec![
-                    t.id.as_str().into(),
-                    t.lead.as_str().into(),
-                    t.owner.clone().into(),
-                    state_word(t.open).into(),
-                    t.due.into(),
-                    doc_json(&t.doc).into(),
-                ],
-            ));
-        }
-        for e in &s.log {
-            ops.push(log_op(&s.lead, e));
-        }
-        for n in &s.notifications {
-            ops.push(notification_op(n));
-        }
-        ops.extend(s.happenings.iter().map(happening_op));
-        Ok(match self.sql.run(ops).await? {
-            Ok(_) => Saved::Done,
-            Err(i) if i >= first_load && i < first_load + 2 * loads.len() => {
-                Saved::Full(loads[(i - first_load) / 2].rep.clone())
-            }
-            Err(_) => Saved::Changed,
-        })
+        let (ops, loads) = save_ops(&s);
+        Ok(loads.saved(self.sql.run(ops).await?))
+    }
+
+    /// Saves several leads' evaluations in one transaction, each as if alone:
+    /// one whose lead changed in between (or whose rep is full) is left out
+    /// and the others are saved. One outcome per save, in order.
+    pub async fn save_many(&self, saves: &[AutomationSave]) -> Result<Vec<Saved>> {
+        let (lists, guards): (Vec<Vec<Op>>, Vec<LoadGuards>) = saves.iter().map(save_ops).unzip();
+        let outcomes = self.sql.run_each(lists).await?;
+        Ok(outcomes
+            .into_iter()
+            .zip(guards)
+            .map(|(o, g)| g.saved(o))
+            .collect())
     }
 
     /// Records happenings outside a lead's evaluation (e.g. `task.due`),

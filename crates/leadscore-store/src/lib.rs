@@ -92,6 +92,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     async fn get_lead(&self, id: &str) -> Result<Option<LeadRecord>>;
 
+    /// These leads, by id, in one read (missing ones are left out).
+    async fn get_leads(&self, ids: &[String]) -> Result<HashMap<String, LeadRecord>>;
+
     /// Applies a patch and rescores; `None` when there is no such lead.
     async fn update_lead(&self, id: &str, patch: LeadPatch, now: Timestamp) -> Result<Option<LeadRecord>>;
 
@@ -103,6 +106,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// A lead's events in ingest order.
     async fn lead_events(&self, id: &str) -> Result<Vec<Event>>;
+
+    /// These leads' events, each lead's in ingest order, in one read (leads
+    /// without events are left out).
+    async fn leads_events(&self, ids: &[String]) -> Result<HashMap<String, Vec<Event>>>;
 
     /// A lead's score history, oldest first.
     async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>>;

@@ -789,6 +789,98 @@ async fn automation_saves_are_guarded_and_deliveries_leased() {
     }
 }
 
+/// The automation engine's bulk path: leads and their events read for many
+/// leads at once agree with the one-lead reads, and saves made in one
+/// transaction each go through or not as if alone (a refused one leaves
+/// nothing behind, even what it did before its refusing guard).
+#[tokio::test]
+async fn bulk_reads_and_saves_act_as_one_lead_at_a_time() {
+    use leadscore_store::automation::*;
+    for f in backends().await {
+        let s = &*f.store;
+        let backend = s.backend();
+        let a = s.automation();
+        with_spec_model(s).await;
+        let ids = ["B1", "B2", "B3", "B4"];
+        s.write_leads(
+            ids.iter().map(|id| new(spec_lead(id))).collect(),
+            OnConflict::Refuse,
+            t0(),
+        )
+        .await
+        .unwrap();
+        let mut events = spec_events("B1");
+        events.extend(spec_events("B3"));
+        s.ingest(events, t0()).await.unwrap();
+
+        let mut asked: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+        asked.push("nobody".into());
+        let leads = s.get_leads(&asked).await.unwrap();
+        let lead_events = s.leads_events(&asked).await.unwrap();
+        assert_eq!(leads.len(), 4, "{backend}: the missing lead is left out");
+        assert!(!lead_events.contains_key("B2"), "{backend}: no events, no entry");
+        for id in ids {
+            let one = s.get_lead(id).await.unwrap().unwrap();
+            assert_eq!(leads[id].lead, one.lead, "{backend} {id}");
+            assert_eq!(leads[id].version, one.version, "{backend} {id}");
+            let evs = s.lead_events(id).await.unwrap();
+            let ids_of = |v: &[Event]| v.iter().map(|e| e.id.clone()).collect::<Vec<_>>();
+            assert_eq!(
+                lead_events.get(id).map(|v| ids_of(v)).unwrap_or_default(),
+                ids_of(&evs),
+                "{backend} {id}: the same events in the same order"
+            );
+        }
+
+        let save = |id: &str, version: i64, loads: Vec<LoadChange>| AutomationSave {
+            lead: id.into(),
+            rev: 0,
+            record: AutomationRecord {
+                lead_version: version,
+                doc: serde_json::json!({"lead": id}),
+                ..Default::default()
+            },
+            loads,
+            now: t0(),
+            ..Default::default()
+        };
+        let v = |id: &str| leads[id].version;
+        // B2's lead moved on; B3 asks for a slot its rep does not have (its
+        // state row is written before the refusing guard, and must go).
+        let no_room = vec![LoadChange {
+            rep: "an".into(),
+            delta: 1,
+            capacity: Some(0),
+        }];
+        let outcomes = a
+            .save_many(&[
+                save("B1", v("B1"), vec![]),
+                save("B2", v("B2") - 1, vec![]),
+                save("B3", v("B3"), no_room),
+                save("B4", v("B4"), vec![]),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            outcomes,
+            [Saved::Done, Saved::Changed, Saved::Full("an".into()), Saved::Done],
+            "{backend}"
+        );
+        let states = a.states(&asked).await.unwrap();
+        let mut saved: Vec<&String> = states.keys().collect();
+        saved.sort();
+        assert_eq!(saved, ["B1", "B4"], "{backend}");
+        assert_eq!(states["B4"].doc, serde_json::json!({"lead": "B4"}));
+        assert!(
+            a.loads().await.unwrap().iter().all(|l| l.open_leads == 0),
+            "{backend}: nothing of B3's refused save stays"
+        );
+        // A second try of the same saves: the stored revisions moved on.
+        let again = a.save_many(&[save("B1", v("B1"), vec![])]).await.unwrap();
+        assert_eq!(again, [Saved::Changed], "{backend}");
+    }
+}
+
 /// Users, sessions and the overview's figures, on both databases.
 #[tokio::test]
 async fn accounts_and_the_overview_figures() {

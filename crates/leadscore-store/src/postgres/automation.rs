@@ -6,7 +6,7 @@ use deadpool_postgres::Pool;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
 use super::{Fail, TxResult};
-use crate::automation::{Op, OpKind, Rows, SqlRunner, Val};
+use crate::automation::{Op, OpKind, Rows, SqlRunner, Val, needs_savepoint};
 use crate::{Result, StoreError};
 
 #[derive(Debug, Clone)]
@@ -69,27 +69,84 @@ impl PgSql {
     async fn run_once(&self, ops: &[Op]) -> TxResult<std::result::Result<Vec<Rows>, usize>> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let mut out = Vec::with_capacity(ops.len());
-        for (i, op) in ops.iter().enumerate() {
-            let stmt = tx.prepare_cached(&op.sql).await?;
-            let boxed: Vec<Box<dyn ToSql + Sync + Send>> = op.args.iter().map(bind).collect();
-            let params: Vec<&(dyn ToSql + Sync)> = boxed.iter().map(|a| &**a as _).collect();
-            match op.kind {
-                OpKind::Query => {
-                    let rows = tx.query(&stmt, &params).await?;
-                    out.push(rows.iter().map(read_row).collect::<std::result::Result<_, _>>()?);
-                }
-                kind => {
-                    let n = tx.execute(&stmt, &params).await?;
-                    if n == 0 && kind == OpKind::Guard {
-                        return Ok(Err(i));
-                    }
-                    out.push(Vec::new());
-                }
+        let outcome = run_ops(&tx, ops).await?;
+        if outcome.is_ok() {
+            tx.commit().await?;
+        }
+        Ok(outcome)
+    }
+
+    async fn run_each_once(&self, lists: &[Vec<Op>]) -> TxResult<Vec<std::result::Result<Vec<Rows>, usize>>> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let mut out = Vec::with_capacity(lists.len());
+        for ops in lists {
+            let own = needs_savepoint(ops);
+            if own {
+                tx.batch_execute("SAVEPOINT each").await?;
             }
+            let outcome = run_ops(&tx, ops).await?;
+            if own {
+                tx.batch_execute(if outcome.is_ok() {
+                    "RELEASE SAVEPOINT each"
+                } else {
+                    "ROLLBACK TO SAVEPOINT each; RELEASE SAVEPOINT each"
+                })
+                .await?;
+            }
+            out.push(outcome);
         }
         tx.commit().await?;
-        Ok(Ok(out))
+        Ok(out)
+    }
+}
+
+/// Runs `ops` in order in `tx`: the rows of each, or `Err(i)` at the first
+/// guard `i` that changed no row (the caller undoes what ran before it).
+async fn run_ops(
+    tx: &deadpool_postgres::Transaction<'_>,
+    ops: &[Op],
+) -> TxResult<std::result::Result<Vec<Rows>, usize>> {
+    let mut out = Vec::with_capacity(ops.len());
+    for (i, op) in ops.iter().enumerate() {
+        let stmt = tx.prepare_cached(&op.sql).await?;
+        let boxed: Vec<Box<dyn ToSql + Sync + Send>> = op.args.iter().map(bind).collect();
+        let params: Vec<&(dyn ToSql + Sync)> = boxed.iter().map(|a| &**a as _).collect();
+        match op.kind {
+            OpKind::Query => {
+                let rows = tx.query(&stmt, &params).await?;
+                out.push(rows.iter().map(read_row).collect::<std::result::Result<_, _>>()?);
+            }
+            kind => {
+                let n = tx.execute(&stmt, &params).await?;
+                if n == 0 && kind == OpKind::Guard {
+                    return Ok(Err(i));
+                }
+                out.push(Vec::new());
+            }
+        }
+    }
+    Ok(Ok(out))
+}
+
+/// Runs `once` until it does not fail on a race (a deadlock or a
+/// serialization failure), waiting a little longer each time.
+async fn retrying<T, F, Fut>(mut once: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = TxResult<T>>,
+{
+    let mut attempt = 0u64;
+    loop {
+        attempt += 1;
+        match once().await {
+            Ok(v) => return Ok(v),
+            Err(Fail::Retry(msg)) if attempt < 8 => {
+                tracing::debug!(attempt, "retrying an automation transaction after a race: {msg}");
+                tokio::time::sleep(std::time::Duration::from_millis(attempt * 5)).await;
+            }
+            Err(f) => return Err(StoreError::from(f)),
+        }
     }
 }
 
@@ -100,18 +157,11 @@ impl SqlRunner for PgSql {
     }
 
     async fn run(&self, ops: Vec<Op>) -> Result<std::result::Result<Vec<Rows>, usize>> {
-        let mut attempt = 0u64;
-        loop {
-            attempt += 1;
-            match self.run_once(&ops).await {
-                Ok(v) => return Ok(v),
-                Err(Fail::Retry(msg)) if attempt < 8 => {
-                    tracing::debug!(attempt, "retrying an automation transaction after a race: {msg}");
-                    tokio::time::sleep(std::time::Duration::from_millis(attempt * 5)).await;
-                }
-                Err(f) => return Err(StoreError::from(f)),
-            }
-        }
+        retrying(|| self.run_once(&ops)).await
+    }
+
+    async fn run_each(&self, lists: Vec<Vec<Op>>) -> Result<Vec<std::result::Result<Vec<Rows>, usize>>> {
+        retrying(|| self.run_each_once(&lists)).await
     }
 
     async fn read(&self, sql: String, args: Vec<Val>) -> Result<Rows> {

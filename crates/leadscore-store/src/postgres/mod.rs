@@ -341,6 +341,10 @@ impl Store for PgStore {
         self.read(async |c| read::lead(c, id).await).await
     }
 
+    async fn get_leads(&self, ids: &[String]) -> Result<HashMap<String, LeadRecord>> {
+        self.read(async |c| read::leads(c, ids).await).await
+    }
+
     async fn update_lead(&self, id: &str, patch: LeadPatch, now: Timestamp) -> Result<Option<LeadRecord>> {
         let patch = &patch;
         self.retry(|| self.update_lead_once(id, patch, now)).await
@@ -363,6 +367,10 @@ impl Store for PgStore {
 
     async fn lead_events(&self, id: &str) -> Result<Vec<Event>> {
         self.read(async |c| read::events(c, id).await).await
+    }
+
+    async fn leads_events(&self, ids: &[String]) -> Result<HashMap<String, Vec<Event>>> {
+        self.read(async |c| read::leads_events(c, ids).await).await
     }
 
     async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>> {

@@ -1,5 +1,7 @@
 //! Reads, each on a pooled connection outside any explicit transaction.
 
+use std::collections::HashMap;
+
 use deadpool_postgres::GenericClient;
 use leadscore_core::{Event, Timestamp};
 use tokio_postgres::types::ToSql;
@@ -18,6 +20,18 @@ pub(super) async fn lead(c: &impl GenericClient, id: &str) -> TxResult<Option<Le
         Some(row) => Ok(Some(lead_from_row(&row)?.0)),
         None => Ok(None),
     }
+}
+
+pub(super) async fn leads(c: &impl GenericClient, ids: &[String]) -> TxResult<HashMap<String, LeadRecord>> {
+    let stmt = c
+        .prepare_cached(&format!("SELECT {LEAD_SELECT} FROM leads WHERE id = ANY($1)"))
+        .await?;
+    let mut out = HashMap::with_capacity(ids.len());
+    for row in c.query(&stmt, &[&ids]).await? {
+        let r = lead_from_row(&row)?.0;
+        out.insert(r.lead.id().to_owned(), r);
+    }
+    Ok(out)
 }
 
 pub(super) async fn list(
@@ -48,17 +62,38 @@ pub(super) async fn list(
 
 pub(super) async fn events(c: &impl GenericClient, id: &str) -> TxResult<Vec<Event>> {
     let stmt = c
-        .prepare_cached("SELECT id, type, occurred_at, properties FROM events WHERE lead = $1 ORDER BY seq")
+        .prepare_cached(&format!("{EVENT_SELECT} WHERE lead = $1 ORDER BY seq"))
         .await?;
     let mut out = Vec::new();
     for r in c.query(&stmt, &[&id]).await? {
-        out.push(Event {
-            id: r.try_get(0)?,
-            lead: id.to_owned(),
-            kind: r.try_get(1)?,
-            occurred_at: Timestamp::from_micros(r.try_get(2)?),
-            properties: properties_from_json(r.try_get::<_, Option<&str>>(3)?),
-        });
+        out.push(event_from_row(&r)?);
+    }
+    Ok(out)
+}
+
+const EVENT_SELECT: &str = "SELECT id, type, occurred_at, properties, lead FROM events";
+
+fn event_from_row(r: &tokio_postgres::Row) -> TxResult<Event> {
+    Ok(Event {
+        id: r.try_get(0)?,
+        kind: r.try_get(1)?,
+        occurred_at: Timestamp::from_micros(r.try_get(2)?),
+        properties: properties_from_json(r.try_get::<_, Option<&str>>(3)?),
+        lead: r.try_get(4)?,
+    })
+}
+
+pub(super) async fn leads_events(
+    c: &impl GenericClient,
+    ids: &[String],
+) -> TxResult<HashMap<String, Vec<Event>>> {
+    let stmt = c
+        .prepare_cached(&format!("{EVENT_SELECT} WHERE lead = ANY($1) ORDER BY lead, seq"))
+        .await?;
+    let mut out: HashMap<String, Vec<Event>> = HashMap::new();
+    for r in c.query(&stmt, &[&ids]).await? {
+        let e = event_from_row(&r)?;
+        out.entry(e.lead.clone()).or_default().push(e);
     }
     Ok(out)
 }

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use rusqlite::types::{Value, ValueRef};
 
 use super::Io;
-use crate::automation::{Op, OpKind, Rows, SqlRunner, Val};
+use crate::automation::{Op, OpKind, Rows, SqlRunner, Val, needs_savepoint};
 use crate::workflow::for_sqlite;
 use crate::{Result, StoreError};
 
@@ -43,6 +43,28 @@ fn query(c: &rusqlite::Connection, sql: &str, args: Vec<Val>) -> Result<Rows> {
     Ok(rows)
 }
 
+/// Runs `ops` in order: the rows of each, or `Err(i)` at the first guard `i`
+/// that changed no row (the statements before it stay done: the caller
+/// undoes them).
+fn run_ops(c: &rusqlite::Connection, ops: Vec<Op>) -> Result<std::result::Result<Vec<Rows>, usize>> {
+    let mut out = Vec::with_capacity(ops.len());
+    for (i, op) in ops.into_iter().enumerate() {
+        match op.kind {
+            OpKind::Query => out.push(query(c, &op.sql, op.args)?),
+            kind => {
+                let n = c
+                    .prepare_cached(&for_sqlite(&op.sql))?
+                    .execute(rusqlite::params_from_iter(op.args.into_iter().map(bind)))?;
+                if n == 0 && kind == OpKind::Guard {
+                    return Ok(Err(i));
+                }
+                out.push(Vec::new());
+            }
+        }
+    }
+    Ok(Ok(out))
+}
+
 /// The index of the guard that changed nothing, carried out of the savepoint.
 const GUARD: &str = "automation guard ";
 
@@ -54,24 +76,10 @@ impl SqlRunner for Io {
 
     async fn run(&self, ops: Vec<Op>) -> Result<std::result::Result<Vec<Rows>, usize>> {
         let outcome = self
-            .write(move |w| {
-                let mut out = Vec::with_capacity(ops.len());
-                for (i, op) in ops.into_iter().enumerate() {
-                    match op.kind {
-                        OpKind::Query => out.push(query(&w.conn, &op.sql, op.args)?),
-                        kind => {
-                            let n = w
-                                .conn
-                                .prepare_cached(&for_sqlite(&op.sql))?
-                                .execute(rusqlite::params_from_iter(op.args.into_iter().map(bind)))?;
-                            if n == 0 && kind == OpKind::Guard {
-                                return Err(StoreError::Invalid(format!("{GUARD}{i}")));
-                            }
-                            out.push(Vec::new());
-                        }
-                    }
-                }
-                Ok(out)
+            .write(move |w| match run_ops(&w.conn, ops)? {
+                Ok(rows) => Ok(rows),
+                // Out through the request's savepoint, which undoes it.
+                Err(i) => Err(StoreError::Invalid(format!("{GUARD}{i}"))),
             })
             .await;
         match outcome {
@@ -81,6 +89,29 @@ impl SqlRunner for Io {
             }
             Err(e) => Err(e),
         }
+    }
+
+    async fn run_each(&self, lists: Vec<Vec<Op>>) -> Result<Vec<std::result::Result<Vec<Rows>, usize>>> {
+        self.write(move |w| {
+            let mut out = Vec::with_capacity(lists.len());
+            for ops in lists {
+                let own = needs_savepoint(&ops);
+                if own {
+                    w.conn.execute_batch("SAVEPOINT each")?;
+                }
+                let outcome = run_ops(&w.conn, ops)?;
+                if own {
+                    w.conn.execute_batch(if outcome.is_ok() {
+                        "RELEASE each"
+                    } else {
+                        "ROLLBACK TO each; RELEASE each"
+                    })?;
+                }
+                out.push(outcome);
+            }
+            Ok(out)
+        })
+        .await
     }
 
     async fn read(&self, sql: String, args: Vec<Val>) -> Result<Rows> {

@@ -451,6 +451,11 @@ impl Store for SqliteStore {
         self.read(move |c| read::lead(c, &id)).await
     }
 
+    async fn get_leads(&self, ids: &[String]) -> Result<HashMap<String, LeadRecord>> {
+        let ids = ids.to_vec();
+        self.read(move |c| read::leads(c, &ids)).await
+    }
+
     async fn update_lead(&self, id: &str, patch: LeadPatch, now: Timestamp) -> Result<Option<LeadRecord>> {
         let id = id.to_owned();
         self.write(move |w| w.update_lead(&id, &patch, now)).await
@@ -473,6 +478,11 @@ impl Store for SqliteStore {
     async fn lead_events(&self, id: &str) -> Result<Vec<Event>> {
         let id = id.to_owned();
         self.read(move |c| read::events(c, &id)).await
+    }
+
+    async fn leads_events(&self, ids: &[String]) -> Result<HashMap<String, Vec<Event>>> {
+        let ids = ids.to_vec();
+        self.read(move |c| read::leads_events(c, &ids)).await
     }
 
     async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>> {

@@ -1,5 +1,6 @@
 //! Reads, on the pool of read-only connections.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use leadscore_core::{Event, Timestamp};
@@ -20,6 +21,17 @@ pub(super) fn lead(c: &Connection, id: &str) -> Result<Option<LeadRecord>> {
     )
 }
 
+/// These leads, one cached lookup each (in-process, so no round trips to save).
+pub(super) fn leads(c: &Connection, ids: &[String]) -> Result<HashMap<String, LeadRecord>> {
+    let mut out = HashMap::with_capacity(ids.len());
+    for id in ids {
+        if let Some(r) = lead(c, id)? {
+            out.insert(id.clone(), r);
+        }
+    }
+    Ok(out)
+}
+
 pub(super) fn list(c: &Connection, q: &LeadQuery) -> Result<(Vec<LeadRecord>, Option<Cursor>)> {
     let list = ListSql::new(q, '?');
     let args = list.args.iter().map(|v| match v {
@@ -37,18 +49,32 @@ pub(super) fn list(c: &Connection, q: &LeadQuery) -> Result<(Vec<LeadRecord>, Op
 
 pub(super) fn events(c: &Connection, id: &str) -> Result<Vec<Event>> {
     let mut stmt = c.prepare_cached(
-        "SELECT id, type, occurred_at, properties FROM events WHERE lead = ?1 ORDER BY seq",
+        "SELECT id, type, occurred_at, properties, lead FROM events WHERE lead = ?1 ORDER BY seq",
     )?;
-    let rows = stmt.query_map([id], |r| {
-        Ok(Event {
-            id: r.get(0)?,
-            lead: id.to_owned(),
-            kind: r.get(1)?,
-            occurred_at: Timestamp::from_micros(r.get(2)?),
-            properties: properties_from_json(r.get::<_, Option<String>>(3)?.as_deref()),
-        })
-    })?;
+    let rows = stmt.query_map([id], event_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// A row of `id, type, occurred_at, properties, lead` from `events`.
+fn event_from_row(r: &rusqlite::Row) -> rusqlite::Result<Event> {
+    Ok(Event {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        occurred_at: Timestamp::from_micros(r.get(2)?),
+        properties: properties_from_json(r.get::<_, Option<String>>(3)?.as_deref()),
+        lead: r.get(4)?,
+    })
+}
+
+pub(super) fn leads_events(c: &Connection, ids: &[String]) -> Result<HashMap<String, Vec<Event>>> {
+    let mut out = HashMap::with_capacity(ids.len());
+    for id in ids {
+        let evs = events(c, id)?;
+        if !evs.is_empty() {
+            out.insert(id.clone(), evs);
+        }
+    }
+    Ok(out)
 }
 
 pub(super) fn history(c: &Connection, id: &str) -> Result<Vec<HistoryEntry>> {
