@@ -42,6 +42,10 @@ pub struct Metrics {
     pub rescore_done: Gauge,
     pub rescore_total: Gauge,
     pub webhook_deliveries: Family<StatusLabels, Counter>,
+    /// Leads the automation engine has evaluated.
+    pub automation_evaluated: Counter,
+    /// Leads touched and waiting for the automation engine.
+    pub automation_waiting: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -84,7 +88,21 @@ impl Default for Metrics {
             "Webhook delivery tries, by outcome (delivered, failed)",
             webhook_deliveries.clone(),
         );
+        let automation_evaluated = Counter::default();
+        registry.register(
+            "automation_evaluated_leads",
+            "Lead evaluations by the automation engine",
+            automation_evaluated.clone(),
+        );
+        let automation_waiting = Gauge::default();
+        registry.register(
+            "automation_waiting_leads",
+            "Leads touched and waiting for the automation engine (or being evaluated)",
+            automation_waiting.clone(),
+        );
         Metrics {
+            automation_evaluated,
+            automation_waiting,
             webhook_deliveries,
             registry,
             requests,

@@ -268,6 +268,102 @@ async fn a_hot_lead_is_routed_notified_and_its_trigger_fires_once() {
     }
 }
 
+/// Many leads touched by one request are evaluated in batches (read in
+/// bulk, saved in one transaction): every hot lead's trigger fires exactly
+/// once, later events fire nothing again, and `/metrics` counts the work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leads_touched_together_are_each_evaluated_once_per_change() {
+    let clock = TestClock::at(t());
+    let settings = automation(
+        r#"
+[automation]
+poll_millis = 20
+[[automation.triggers]]
+id = "hot"
+when = [{ field = "band", in = ["hot", "very_hot"] }]
+actions = [{ do = "webhook", event = "lead.hot" }]
+"#,
+    );
+    for srv in servers_at(settings, &clock).await {
+        use_model(&srv).await;
+        let n = 150;
+        for i in 0..n {
+            new_lead(&srv, &format!("many-{i}"), "VN").await;
+        }
+        // One request touches 150 leads; two in three become hot.
+        let batch = |prefix: &str, kind: &str| {
+            let events: Vec<Value> = (0..n)
+                .filter(|i| kind != "demo_request" || i % 3 != 0)
+                .map(|i| {
+                    json!({"id": format!("{prefix}-{i}"), "lead": format!("many-{i}"), "type": kind, "occurred_at": T})
+                })
+                .collect();
+            Value::Array(events)
+        };
+        let (s, v) = srv.post("/events/batch", batch("d", "demo_request")).await;
+        assert!(s.is_success(), "{v}");
+        let hot: Vec<String> = (0..n)
+            .filter(|i| i % 3 != 0)
+            .map(|i| format!("many-{i}"))
+            .collect();
+        let fired = async || {
+            let mut counts = Vec::new();
+            for id in &hot {
+                counts.push(automation_lines(&log_of(&srv, id).await, "hot").len());
+            }
+            counts
+        };
+        eventually("every hot lead's trigger fired", || async {
+            fired().await.iter().all(|&c| c >= 1).then_some(())
+        })
+        .await;
+        // More events for every lead: the hot ones stay hot, nothing fires again.
+        let (s, v) = srv.post("/events/batch", batch("p", "page_view")).await;
+        assert!(s.is_success(), "{v}");
+        let metrics = || async {
+            let text = srv
+                .client
+                .get(format!("{}/metrics", srv.base))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let value = |name: &str| -> f64 {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+                    .unwrap_or(-1.0)
+            };
+            (
+                value("leadscore_automation_evaluated_leads_total "),
+                value("leadscore_automation_waiting_leads "),
+            )
+        };
+        eventually("the second round is evaluated", || async {
+            let (evaluated, waiting) = metrics().await;
+            // Each lead at its creation and after the views; the hot ones after the demo too.
+            (evaluated >= (n + hot.len() + n) as f64 && waiting == 0.0).then_some(())
+        })
+        .await;
+        let counts = fired().await;
+        assert!(
+            counts.iter().all(|&c| c == 1),
+            "{}: each hot lead fires once: {counts:?}",
+            srv.backend
+        );
+        for i in (0..n).filter(|i| i % 3 == 0) {
+            let log = log_of(&srv, &format!("many-{i}")).await;
+            assert!(
+                automation_lines(&log, "hot").is_empty(),
+                "{}: many-{i} is not hot",
+                srv.backend
+            );
+        }
+        srv.stop().await.unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capacity_holds_when_many_hot_leads_arrive_at_once() {
     let clock = TestClock::at(t());

@@ -1,6 +1,8 @@
-//! The automation engine: evaluates one lead at a time against the triggers,
-//! routing, nurture and aging rules, and saves what it decided in one
-//! transaction with the lead's automation state.
+//! The automation engine: evaluates each lead against the triggers,
+//! routing, nurture and aging rules, and saves what it decided together
+//! with the lead's automation state. Touched leads are taken in batches:
+//! read with one query of each kind, decided one by one, saved in one
+//! transaction (each save as if alone).
 //!
 //! Evaluating a lead is idempotent: the state remembers which triggers held
 //! (and since when), so a trigger fires once when its conditions start (or
@@ -24,7 +26,7 @@ use leadscore_core::{Event, Lead, LeadData, StdField, Timestamp};
 use leadscore_store::automation::{
     AutomationRecord, AutomationSave, Happening, LoadChange, Notification, Saved,
 };
-use leadscore_store::{LeadRecord, LogEntry, StoreError, Task, TaskDoc, new_task_id};
+use leadscore_store::{LeadRecord, LogEntry, StoreError, Task, TaskDoc, WorkflowRecord, new_task_id};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
@@ -34,8 +36,10 @@ use super::routing;
 use crate::AppState;
 
 const MICROS_PER_HOUR: f64 = 3_600_000_000.0;
-/// Leads evaluated at once.
-const PARALLEL: usize = 8;
+/// Batches of leads evaluated at once.
+const PARALLEL: usize = 4;
+/// Leads evaluated together: read in bulk, saved in one transaction.
+const BATCH: usize = 64;
 /// Where the fingerprint of the settings last used is kept.
 const SETTINGS_KEY: &str = "settings_fingerprint";
 /// Who the lead log names for what automation did.
@@ -121,6 +125,16 @@ impl LeadData for Facts<'_> {
     }
 }
 
+/// What an evaluation reads about a lead.
+struct Read {
+    record: LeadRecord,
+    events: Vec<Event>,
+    workflow: WorkflowRecord,
+    stored: AutomationRecord,
+    /// When the score will next change by itself (band or MQL), if ever soon.
+    next_at: Vec<Timestamp>,
+}
+
 /// The evaluation of one lead in progress: what it will save.
 struct Plan {
     save: AutomationSave,
@@ -193,39 +207,113 @@ impl Engine {
 
     /// One evaluation; `None` when the lead is gone.
     async fn evaluate(&self, id: &str, full: &HashSet<String>) -> Result<Option<Saved>, StoreError> {
+        let now = self.state.now();
+        let Some(read) = self.read(&[id.to_owned()], now).await?.remove(id) else {
+            return Ok(None);
+        };
+        match self.decide(read, now, full).await? {
+            Some(save) => Ok(Some(self.save(save).await?)),
+            None => Ok(Some(Saved::Done)),
+        }
+    }
+
+    /// Saves one lead's evaluation; wakes the webhook sender when it
+    /// recorded happenings.
+    async fn save(&self, save: AutomationSave) -> Result<Saved, StoreError> {
+        let outbox = !save.happenings.is_empty();
+        let saved = self.state.store.automation().save(save).await?;
+        if saved == Saved::Done && outbox {
+            self.handle.outbox.notify_one();
+        }
+        Ok(saved)
+    }
+
+    /// Evaluates several leads with one read of each kind and one
+    /// transaction for their saves. A save that touches reps' loads (an
+    /// assignment) goes through at once, alone, so that the next lead's
+    /// routing sees it; a lead whose save finds it changed is evaluated
+    /// again on its own.
+    pub async fn process_batch(&self, ids: &[String]) -> Result<(), StoreError> {
+        let now = self.state.now();
+        let mut reads = self.read(ids, now).await?;
+        let none = HashSet::new();
+        let mut saves = Vec::new();
+        let mut again = Vec::new();
+        for id in ids {
+            let Some(read) = reads.remove(id) else {
+                continue; // gone
+            };
+            let Some(save) = self.decide(read, now, &none).await? else {
+                continue;
+            };
+            if save.loads.is_empty() && save.owner.is_none() {
+                saves.push(save);
+                continue;
+            }
+            if self.save(save).await? != Saved::Done {
+                again.push(id.clone());
+            }
+        }
+        if !saves.is_empty() {
+            let outcomes = self.state.store.automation().save_many(&saves).await?;
+            let mut outbox = false;
+            for (save, saved) in saves.into_iter().zip(outcomes) {
+                match saved {
+                    Saved::Done => outbox |= !save.happenings.is_empty(),
+                    _ => again.push(save.lead),
+                }
+            }
+            if outbox {
+                self.handle.outbox.notify_one();
+            }
+        }
+        for id in again {
+            self.process(&id).await?;
+        }
+        Ok(())
+    }
+
+    /// What an evaluation needs of these leads (leads that are gone are left
+    /// out), read in bulk. A lead whose stored score has aged (decay, a
+    /// window) is rescored as of `now` first.
+    async fn read(&self, ids: &[String], now: Timestamp) -> Result<HashMap<String, Read>, StoreError> {
         let store = &self.state.store;
         let rules = self.rules();
         let settings = &rules.settings;
-        let now = self.state.now();
-        let Some(mut record) = store.get_lead(id).await? else {
-            return Ok(None);
-        };
         let active = store.active_model().await?;
-        let model = active.as_ref().and_then(|s| s.for_lead(&record.lead)).cloned();
-        let events = store.lead_events(id).await?;
+        let mut records = store.get_leads(ids).await?;
+        let present: Vec<String> = ids
+            .iter()
+            .filter(|id| records.contains_key(*id))
+            .cloned()
+            .collect();
+        let mut events = store.leads_events(&present).await?;
 
         // Scores that age: the score as of now, stored if it moved since it
         // was stored; and the next moment the band or MQL will change.
-        let mut next_at: Vec<Timestamp> = Vec::new();
-        if let Some(m) = &model {
+        let mut next: HashMap<String, Vec<Timestamp>> = HashMap::new();
+        let mut stale = Vec::new();
+        for id in &present {
+            let record = &records[id];
+            let Some(m) = active.as_ref().and_then(|s| s.for_lead(&record.lead)) else {
+                continue;
+            };
+            let lead_events = events.get(id).map_or(&[][..], Vec::as_slice);
             let fit = m.model.evaluate_fit(&record.lead);
-            let hits = m.model.hits_for_events(&events);
+            let hits = m.model.hits_for_events(lead_events);
             let mut scratch = hits.clone();
             let now_score = m.model.score_hits(&fit, &mut scratch, now);
             let band = &m.model.bands[now_score.band].name;
-            let stale = record.score.as_ref().is_none_or(|s| {
+            let moved = record.score.as_ref().is_none_or(|s| {
                 s.score != now_score.score || &s.band != band || s.mql != now_score.mql || s.model != m.name
             });
-            if stale {
-                store.refresh_scores(&[id.to_owned()], now).await?;
-                match store.get_lead(id).await? {
-                    Some(r) => record = r,
-                    None => return Ok(None),
-                }
+            if moved {
+                stale.push(id.clone());
             }
             let horizon = Timestamp::from_micros(
                 now.as_micros() + i64::from(settings.horizon_days) * 24 * micros_hours(1.0),
             );
+            let next_at = next.entry(id.clone()).or_default();
             match m
                 .model
                 .next_change_with(&fit, &hits, now, horizon, &rules.score_thresholds)
@@ -244,18 +332,58 @@ impl Engine {
                 None => {}
             }
         }
+        if !stale.is_empty() {
+            store.refresh_scores(&stale, now).await?;
+            let mut fresh = store.get_leads(&stale).await?;
+            for id in &stale {
+                match fresh.remove(id) {
+                    Some(r) => records.insert(id.clone(), r),
+                    None => records.remove(id),
+                };
+            }
+        }
 
-        let workflow = store
-            .workflows(&[id.to_owned()])
-            .await?
-            .remove(id)
-            .unwrap_or_default();
-        let stored = store
-            .automation()
-            .states(&[id.to_owned()])
-            .await?
-            .remove(id)
-            .unwrap_or_default();
+        let present: Vec<String> = ids
+            .iter()
+            .filter(|id| records.contains_key(*id))
+            .cloned()
+            .collect();
+        let mut workflows = store.workflows(&present).await?;
+        let mut states = store.automation().states(&present).await?;
+        Ok(present
+            .into_iter()
+            .map(|id| {
+                let read = Read {
+                    record: records.remove(&id).expect("present"),
+                    events: events.remove(&id).unwrap_or_default(),
+                    workflow: workflows.remove(&id).unwrap_or_default(),
+                    stored: states.remove(&id).unwrap_or_default(),
+                    next_at: next.remove(&id).unwrap_or_default(),
+                };
+                (id, read)
+            })
+            .collect())
+    }
+
+    /// Decides what to do about one lead: `None` when there is nothing new
+    /// to save.
+    async fn decide(
+        &self,
+        read: Read,
+        now: Timestamp,
+        full: &HashSet<String>,
+    ) -> Result<Option<AutomationSave>, StoreError> {
+        self.state.metrics.automation_evaluated.inc();
+        let rules = self.rules();
+        let settings = &rules.settings;
+        let Read {
+            record,
+            events,
+            workflow,
+            stored,
+            mut next_at,
+        } = read;
+        let id = record.lead.id();
         let first_sight = stored.rev == 0;
         let prev: Seen = serde_json::from_value(stored.doc.clone()).unwrap_or_default();
         let wf = &workflow.workflow;
@@ -465,7 +593,6 @@ impl Engine {
             }
         }
 
-        let outbox = !plan.save.happenings.is_empty();
         let save = AutomationSave {
             record: AutomationRecord {
                 rev: stored.rev,
@@ -481,14 +608,7 @@ impl Engine {
         // Nothing new to say or do: save only when the state moved.
         let unchanged =
             !first_sight && save.record == stored && save.happenings.is_empty() && save.log.is_empty();
-        if unchanged {
-            return Ok(Some(Saved::Done));
-        }
-        let saved = self.state.store.automation().save(save).await?;
-        if saved == Saved::Done && outbox {
-            self.handle.outbox.notify_one();
-        }
-        Ok(Some(saved))
+        Ok((!unchanged).then_some(save))
     }
 
     fn log(&self, plan: &mut Plan, trigger: Option<&str>, action: &str, detail: Value) {
@@ -763,12 +883,13 @@ pub fn start(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
     ]
 }
 
-/// Evaluates touched leads, a few at once, each lead by one task at a time.
+/// Evaluates touched leads in batches (a few batches at once), each lead
+/// by one task at a time.
 async fn work(engine: Engine, mut rx: mpsc::UnboundedReceiver<String>) {
     let mut queue: VecDeque<String> = VecDeque::new();
     let mut queued: HashSet<String> = HashSet::new();
     let mut running: HashSet<String> = HashSet::new();
-    let mut set: tokio::task::JoinSet<String> = tokio::task::JoinSet::new();
+    let mut set: tokio::task::JoinSet<Vec<String>> = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             got = rx.recv() => match got {
@@ -786,28 +907,46 @@ async fn work(engine: Engine, mut rx: mpsc::UnboundedReceiver<String>) {
                 None => break,
             },
             Some(done) = set.join_next(), if !set.is_empty() => {
-                if let Ok(id) = done {
-                    running.remove(&id);
+                if let Ok(ids) = done {
+                    for id in ids {
+                        running.remove(&id);
+                    }
                 }
             }
         }
         let mut i = 0;
         while set.len() < PARALLEL && i < queue.len() {
-            if running.contains(&queue[i]) {
-                i += 1;
-                continue;
+            let mut batch = Vec::new();
+            while batch.len() < BATCH && i < queue.len() {
+                if running.contains(&queue[i]) {
+                    i += 1;
+                    continue;
+                }
+                let id = queue.remove(i).expect("in range");
+                queued.remove(&id);
+                running.insert(id.clone());
+                batch.push(id);
             }
-            let id = queue.remove(i).expect("in range");
-            queued.remove(&id);
-            running.insert(id.clone());
+            if batch.is_empty() {
+                break;
+            }
             let engine = engine.clone();
             set.spawn(async move {
-                if let Err(e) = engine.process(&id).await {
-                    tracing::warn!(error = %e, "automation could not evaluate a lead; it is tried again later");
+                if let Err(e) = engine.process_batch(&batch).await {
+                    tracing::warn!(
+                        error = %e,
+                        leads = batch.len(),
+                        "automation could not evaluate some leads; they are tried again later"
+                    );
                 }
-                id
+                batch
             });
         }
+        engine
+            .state
+            .metrics
+            .automation_waiting
+            .set((queue.len() + running.len()) as i64);
     }
 }
 
