@@ -64,6 +64,30 @@ class Api:
         return json.loads(data) if data and resp.getheader("Content-Type", "").startswith("application/json") else data
 
 
+def metric(port, name):
+    """A metric's value from /metrics (0 when absent)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    m = re.search(rf"^leadscore_{name}(?:_total)?(?:{{[^}}]*}})? ([\d.e+-]+)$", text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def automation_caught_up(port, results, phase, since):
+    """Waits until the automation engine has no touched lead left to look at
+    (at most two minutes) and records how long that took after the phase and
+    how many evaluations it made since `since` (the evaluations counter)."""
+    t = time.time()
+    while metric(port, "automation_waiting_leads") > 0 and time.time() - t < 120:
+        time.sleep(0.05)
+    evaluated = metric(port, "automation_evaluated_leads") - since
+    results[f"{phase}_automation_catch_up_s"] = time.time() - t
+    results[f"{phase}_automation_evaluations"] = evaluated
+    print(f"  automation: {evaluated:,.0f} evaluations; caught up {time.time() - t:.1f} s after", file=sys.stderr)
+    return metric(port, "automation_evaluated_leads")
+
+
 def start_server(db_url, env, config=None):
     extra = ["--config", config] if config else []
     proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--database-url", db_url, *extra],
@@ -126,6 +150,8 @@ def main():
         results["leads_import_s"] = time.time() - t
         print(f"imported {len(lines):,} leads in {results['leads_import_s']:.1f} s", file=sys.stderr)
 
+        evaluated = automation_caught_up(port, results, "import", 0)
+
         # 2. batched ingest
         with open(os.path.join(d, "events.jsonl"), "rb") as f:
             ev_lines = [next(f).rstrip(b"\n") for _ in range(args.events)]
@@ -158,6 +184,7 @@ def main():
         results["batch_events_per_s"] = accepted[0] / el
         print(f"batched ingest: {accepted[0]:,} events in {el:.1f} s = {accepted[0] / el:,.0f} events/s",
               file=sys.stderr)
+        evaluated = automation_caught_up(port, results, "batch", evaluated)
 
         # 3. single events with wrk
         if not args.skip_single:
@@ -166,7 +193,8 @@ def main():
             else:
                 lua = os.path.join(tmp, "single.lua")
                 with open(lua, "w") as f:
-                    f.write(WRK_LUA.replace("TOKEN", token))
+                    # Events for the imported leads only (L0 .. L<n-1>, as bench_gen.py names them).
+                    f.write(WRK_LUA.replace("TOKEN", token).replace("LAST_LEAD", str(len(lines) - 1)))
                 w = subprocess.run(["wrk", "-t2", "-c64", f"-d{args.single_seconds}s", "--latency", "-s", lua,
                                     f"http://127.0.0.1:{port}/api/v1/events"], capture_output=True, text=True)
                 print(w.stdout, file=sys.stderr)
@@ -178,6 +206,7 @@ def main():
                     scale = {"us": 0.001, "ms": 1, "s": 1000}[p99.group(2)]
                     results["single_p99_ms"] = float(p99.group(1)) * scale
                 results["single_non_2xx"] = int(non2xx.group(1)) if non2xx else 0
+                evaluated = automation_caught_up(port, results, "single", evaluated)
 
         # 4. activation of a second model
         model2 = re.sub(r'^name\s*=\s*"[^"]+"', 'name = "bench-second"', model, count=1, flags=re.M)
@@ -216,7 +245,7 @@ math.randomseed(os.time())
 local run = tostring(math.random(1, 1000000000))
 request = function()
   counter = counter + 1
-  local lead = "L" .. tostring(math.random(0, 199999))
+  local lead = "L" .. tostring(math.random(0, LAST_LEAD))
   local body = '{"id":"w' .. run .. '-' .. tostring(counter) .. '-' .. tostring(math.random(1, 1000000000)) ..
     '","lead":"' .. lead .. '","type":"email_clicked","occurred_at":"2026-10-30T10:00:00Z"}'
   return wrk.format("POST", nil, {["Authorization"] = "Bearer TOKEN", ["Content-Type"] = "application/json"}, body)
