@@ -125,6 +125,14 @@ impl LeadData for Facts<'_> {
     }
 }
 
+/// The ids that `records` holds, in the order of `ids`.
+fn still_there(ids: &[String], records: &HashMap<String, LeadRecord>) -> Vec<String> {
+    ids.iter()
+        .filter(|id| records.contains_key(*id))
+        .cloned()
+        .collect()
+}
+
 /// What an evaluation reads about a lead.
 struct Read {
     record: LeadRecord,
@@ -282,11 +290,7 @@ impl Engine {
         let settings = &rules.settings;
         let active = store.active_model().await?;
         let mut records = store.get_leads(ids).await?;
-        let present: Vec<String> = ids
-            .iter()
-            .filter(|id| records.contains_key(*id))
-            .cloned()
-            .collect();
+        let present = still_there(ids, &records);
         let mut events = store.leads_events(&present).await?;
 
         // Scores that age: the score as of now, stored if it moved since it
@@ -343,11 +347,7 @@ impl Engine {
             }
         }
 
-        let present: Vec<String> = ids
-            .iter()
-            .filter(|id| records.contains_key(*id))
-            .cloned()
-            .collect();
+        let present = still_there(ids, &records);
         let mut workflows = store.workflows(&present).await?;
         let mut states = store.automation().states(&present).await?;
         Ok(present
