@@ -97,7 +97,7 @@ impl Default for Metrics {
         let automation_waiting = Gauge::default();
         registry.register(
             "automation_waiting_leads",
-            "Leads touched and waiting for the automation engine (or being evaluated)",
+            "Leads waiting for the automation engine or being evaluated (one touched again while evaluated counts twice)",
             automation_waiting.clone(),
         );
         Metrics {

@@ -483,13 +483,19 @@ impl Automation {
     /// one whose lead changed in between (or whose rep is full) is left out
     /// and the others are saved. One outcome per save, in order.
     pub async fn save_many(&self, saves: &[AutomationSave]) -> Result<Vec<Saved>> {
-        let (lists, guards): (Vec<Vec<Op>>, Vec<LoadGuards>) = saves.iter().map(save_ops).unzip();
+        // In lead order: two instances saving overlapping batches take the
+        // rows' locks in the same order, so neither waits on the other in a
+        // circle.
+        let mut order: Vec<usize> = (0..saves.len()).collect();
+        order.sort_by(|&a, &b| saves[a].lead.cmp(&saves[b].lead));
+        let (lists, guards): (Vec<Vec<Op>>, Vec<LoadGuards>) =
+            order.iter().map(|&i| save_ops(&saves[i])).unzip();
         let outcomes = self.sql.run_each(lists).await?;
-        Ok(outcomes
-            .into_iter()
-            .zip(guards)
-            .map(|(o, g)| g.saved(o))
-            .collect())
+        let mut out = vec![Saved::Done; saves.len()];
+        for ((&i, outcome), g) in order.iter().zip(outcomes).zip(guards) {
+            out[i] = g.saved(outcome);
+        }
+        Ok(out)
     }
 
     /// Records happenings outside a lead's evaluation (e.g. `task.due`),

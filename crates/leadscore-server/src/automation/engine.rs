@@ -237,29 +237,45 @@ impl Engine {
     }
 
     /// Evaluates several leads with one read of each kind and one
-    /// transaction for their saves. A save that touches reps' loads (an
-    /// assignment) goes through at once, alone, so that the next lead's
-    /// routing sees it; a lead whose save finds it changed is evaluated
-    /// again on its own.
-    pub async fn process_batch(&self, ids: &[String]) -> Result<(), StoreError> {
+    /// transaction for their saves. Never fails as a whole: when the batch
+    /// cannot be done together, its leads are evaluated one by one, and a
+    /// lead that fails alone is logged and left for the next sweep.
+    pub async fn process_batch(&self, ids: &[String]) {
+        let alone = match self.try_batch(ids).await {
+            Ok(alone) => alone,
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    leads = ids.len(),
+                    "automation could not evaluate a batch of leads together; it evaluates them one by one"
+                );
+                ids.to_vec()
+            }
+        };
+        for id in alone {
+            if let Err(e) = self.process(&id).await {
+                tracing::warn!(error = %e, "automation could not evaluate a lead; it is tried again later");
+            }
+        }
+    }
+
+    /// The batch itself; the leads to evaluate alone afterwards: those whose
+    /// save assigns them or changes a rep's load (evaluated again with the
+    /// loads as they are then), and those whose save found them changed.
+    async fn try_batch(&self, ids: &[String]) -> Result<Vec<String>, StoreError> {
         let now = self.state.now();
         let mut reads = self.read(ids, now).await?;
         let none = HashSet::new();
         let mut saves = Vec::new();
-        let mut again = Vec::new();
+        let mut alone = Vec::new();
         for id in ids {
             let Some(read) = reads.remove(id) else {
                 continue; // gone
             };
-            let Some(save) = self.decide(read, now, &none).await? else {
-                continue;
-            };
-            if save.loads.is_empty() && save.owner.is_none() {
-                saves.push(save);
-                continue;
-            }
-            if self.save(save).await? != Saved::Done {
-                again.push(id.clone());
+            match self.decide(read, now, &none).await? {
+                None => {}
+                Some(save) if save.loads.is_empty() && save.owner.is_none() => saves.push(save),
+                Some(_) => alone.push(id.clone()),
             }
         }
         if !saves.is_empty() {
@@ -268,17 +284,14 @@ impl Engine {
             for (save, saved) in saves.into_iter().zip(outcomes) {
                 match saved {
                     Saved::Done => outbox |= !save.happenings.is_empty(),
-                    _ => again.push(save.lead),
+                    _ => alone.push(save.lead),
                 }
             }
             if outbox {
                 self.handle.outbox.notify_one();
             }
         }
-        for id in again {
-            self.process(&id).await?;
-        }
-        Ok(())
+        Ok(alone)
     }
 
     /// What an evaluation needs of these leads (leads that are gone are left
@@ -352,15 +365,15 @@ impl Engine {
         let mut states = store.automation().states(&present).await?;
         Ok(present
             .into_iter()
-            .map(|id| {
+            .filter_map(|id| {
                 let read = Read {
-                    record: records.remove(&id).expect("present"),
+                    record: records.remove(&id)?,
                     events: events.remove(&id).unwrap_or_default(),
                     workflow: workflows.remove(&id).unwrap_or_default(),
                     stored: states.remove(&id).unwrap_or_default(),
                     next_at: next.remove(&id).unwrap_or_default(),
                 };
-                (id, read)
+                Some((id, read))
             })
             .collect())
     }
@@ -889,7 +902,9 @@ async fn work(engine: Engine, mut rx: mpsc::UnboundedReceiver<String>) {
     let mut queue: VecDeque<String> = VecDeque::new();
     let mut queued: HashSet<String> = HashSet::new();
     let mut running: HashSet<String> = HashSet::new();
-    let mut set: tokio::task::JoinSet<Vec<String>> = tokio::task::JoinSet::new();
+    let mut set: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
+    // Each task's batch, so that a batch is let go even if its task panicked.
+    let mut batches: HashMap<tokio::task::Id, Vec<String>> = HashMap::new();
     loop {
         tokio::select! {
             got = rx.recv() => match got {
@@ -906,11 +921,16 @@ async fn work(engine: Engine, mut rx: mpsc::UnboundedReceiver<String>) {
                 }
                 None => break,
             },
-            Some(done) = set.join_next(), if !set.is_empty() => {
-                if let Ok(ids) = done {
-                    for id in ids {
-                        running.remove(&id);
+            Some(done) = set.join_next_with_id(), if !set.is_empty() => {
+                let task = match done {
+                    Ok((task, ())) => task,
+                    Err(e) => {
+                        tracing::warn!("an automation batch stopped unexpectedly; its leads are tried again later");
+                        e.id()
                     }
+                };
+                for id in batches.remove(&task).unwrap_or_default() {
+                    running.remove(&id);
                 }
             }
         }
@@ -931,16 +951,9 @@ async fn work(engine: Engine, mut rx: mpsc::UnboundedReceiver<String>) {
                 break;
             }
             let engine = engine.clone();
-            set.spawn(async move {
-                if let Err(e) = engine.process_batch(&batch).await {
-                    tracing::warn!(
-                        error = %e,
-                        leads = batch.len(),
-                        "automation could not evaluate some leads; they are tried again later"
-                    );
-                }
-                batch
-            });
+            let ids = batch.clone();
+            let task = set.spawn(async move { engine.process_batch(&ids).await });
+            batches.insert(task.id(), batch);
         }
         engine
             .state
