@@ -667,15 +667,21 @@ async fn webhooks_are_signed_retried_and_survive_a_restart() {
                 .then_some(())
         })
         .await;
-        let (_, d) = srv
-            .get(&format!("/webhooks/{hook_id}/deliveries?state=pending"))
-            .await;
-        let pending: Vec<Value> = d["deliveries"].as_array().unwrap().clone();
-        let mql = pending
-            .iter()
-            .find(|d| d["type"] == "lead.mql")
-            .expect("pending mql delivery")
-            .clone();
+        // The receiver sees the try before the sender records its answer:
+        // wait for the record.
+        let mql = eventually("the first try recorded", || async {
+            let (_, d) = srv
+                .get(&format!("/webhooks/{hook_id}/deliveries?state=pending"))
+                .await;
+            let pending: Vec<Value> = d["deliveries"].as_array().unwrap().clone();
+            let mql = pending
+                .iter()
+                .find(|d| d["type"] == "lead.mql")
+                .expect("pending mql delivery")
+                .clone();
+            (mql["attempts"] != 0).then_some(mql)
+        })
+        .await;
         assert_eq!(mql["attempts"], 1, "{mql}");
         assert_eq!(mql["last_status"], 503, "{mql}");
         let id = mql["id"].as_str().unwrap().to_owned();
