@@ -49,21 +49,18 @@ pub(super) fn list(c: &Connection, q: &LeadQuery) -> Result<(Vec<LeadRecord>, Op
 
 pub(super) fn events(c: &Connection, id: &str) -> Result<Vec<Event>> {
     let mut stmt = c.prepare_cached(
-        "SELECT id, type, occurred_at, properties, lead FROM events WHERE lead = ?1 ORDER BY seq",
+        "SELECT id, type, occurred_at, properties FROM events WHERE lead = ?1 ORDER BY seq",
     )?;
-    let rows = stmt.query_map([id], event_from_row)?;
+    let rows = stmt.query_map([id], |r| {
+        Ok(Event {
+            id: r.get(0)?,
+            lead: id.to_owned(),
+            kind: r.get(1)?,
+            occurred_at: Timestamp::from_micros(r.get(2)?),
+            properties: properties_from_json(r.get::<_, Option<String>>(3)?.as_deref()),
+        })
+    })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
-/// A row of `id, type, occurred_at, properties, lead` from `events`.
-fn event_from_row(r: &rusqlite::Row) -> rusqlite::Result<Event> {
-    Ok(Event {
-        id: r.get(0)?,
-        kind: r.get(1)?,
-        occurred_at: Timestamp::from_micros(r.get(2)?),
-        properties: properties_from_json(r.get::<_, Option<String>>(3)?.as_deref()),
-        lead: r.get(4)?,
-    })
 }
 
 pub(super) fn leads_events(c: &Connection, ids: &[String]) -> Result<HashMap<String, Vec<Event>>> {
