@@ -16,6 +16,11 @@ generated if missing) it measures, against a fresh database:
    GET /models/{name}), beside DuckDB's query time on the same files;
 5. the server's peak memory (VmHWM) throughout.
 
+After phases 2 and 3 it also reports the server's CPU time per event, by
+thread (the SQLite writer, the checkpointer, the async workers, the rest),
+counted until the automation has caught up: on a noisy host this moves far
+less than the rates do, so it is the figure to compare two builds by.
+
 Needs a release build (cargo build --release) and, for step 3, wrk
 (apt-get install wrk). The database is created fresh: a temporary SQLite
 file by default, or the PostgreSQL URL given (its tables are dropped first).
@@ -62,6 +67,34 @@ class Api:
         if resp.status >= 300:
             sys.exit(f"{method} {path}: {resp.status} {data[:300]!r}")
         return json.loads(data) if data and resp.getheader("Content-Type", "").startswith("application/json") else data
+
+
+def thread_cpu(pid):
+    """CPU seconds the server has used so far, summed by thread name (the
+    writer, the checkpointer, the async workers, the rest): a measure of the
+    work done that, unlike wall time, does not move with the host's noise."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue  # the thread ended
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        group = next((g for g in ("sqlite-writer", "sqlite-checkpoi", "tokio-rt-worker") if name.startswith(g)), "other")
+        out[group] = out.get(group, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def cpu_per_event(pid, before, events, results, phase):
+    """Records and prints the server's CPU microseconds per event in a phase, by thread."""
+    after = thread_cpu(pid)
+    per = {g: (after.get(g, 0.0) - before.get(g, 0.0)) * 1e6 / max(events, 1) for g in after}
+    results[f"{phase}_cpu_us_per_event"] = {g: round(v, 1) for g, v in sorted(per.items())}
+    print(f"  server CPU per event (until the automation caught up): {sum(per.values()):.0f} us ("
+          + ", ".join(f"{g} {v:.0f}" for g, v in sorted(per.items())) + ")", file=sys.stderr)
 
 
 def metric(port, name):
@@ -174,6 +207,7 @@ def main():
                     accepted[0] += r["accepted"]
             conn.close()
 
+        cpu = thread_cpu(proc.pid)
         t = time.time()
         threads = [threading.Thread(target=worker) for _ in range(args.clients)]
         for th in threads:
@@ -185,6 +219,7 @@ def main():
         print(f"batched ingest: {accepted[0]:,} events in {el:.1f} s = {accepted[0] / el:,.0f} events/s",
               file=sys.stderr)
         evaluated = automation_caught_up(port, results, "batch", evaluated)
+        cpu_per_event(proc.pid, cpu, accepted[0], results, "batch")
 
         # 3. single events with wrk
         if not args.skip_single:
@@ -195,6 +230,7 @@ def main():
                 with open(lua, "w") as f:
                     # Events for the imported leads only (L0 .. L<n-1>, as bench_gen.py names them).
                     f.write(WRK_LUA.replace("TOKEN", token).replace("LAST_LEAD", str(len(lines) - 1)))
+                cpu = thread_cpu(proc.pid)
                 w = subprocess.run(["wrk", "-t2", "-c64", f"-d{args.single_seconds}s", "--latency", "-s", lua,
                                     f"http://127.0.0.1:{port}/api/v1/events"], capture_output=True, text=True)
                 print(w.stdout, file=sys.stderr)
@@ -207,6 +243,8 @@ def main():
                     results["single_p99_ms"] = float(p99.group(1)) * scale
                 results["single_non_2xx"] = int(non2xx.group(1)) if non2xx else 0
                 evaluated = automation_caught_up(port, results, "single", evaluated)
+                requests = re.search(r"(\d+) requests in", w.stdout)
+                cpu_per_event(proc.pid, cpu, int(requests.group(1)) if requests else 0, results, "single")
 
         # 4. activation of a second model
         model2 = re.sub(r'^name\s*=\s*"[^"]+"', 'name = "bench-second"', model, count=1, flags=re.M)

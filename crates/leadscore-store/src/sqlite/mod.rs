@@ -77,7 +77,17 @@ pub(crate) struct Writer {
 
 /// Page cache of the writer and of each reader, in KiB: the writer touches
 /// leads and index pages all over the file, the readers mostly a page or two.
-const WRITER_CACHE_KIB: i64 = 262_144;
+///
+/// The writer's cache is kept at 64 MiB rather than larger because SQLite
+/// walks its whole page cache at the end of many commits while the file is
+/// under 1 GiB: when a B-tree page split swaps two pages it parks one, for a
+/// moment, at the page number of the lock byte (page 262,145 with 4 KiB
+/// pages), and the commit then drops every cached page past the end of the
+/// file by scanning the cache's whole hash table. With 256 MiB that scan took
+/// about a quarter of the writer's time under single-event POSTs; pages the
+/// cache no longer holds are read from the operating system's cache instead,
+/// which costs less (see `bench/serve_bench.py`'s CPU per event).
+const WRITER_CACHE_KIB: i64 = 65_536;
 const READER_CACHE_KIB: i64 = 16_384;
 
 fn open_conn(path: &Path, flags: OpenFlags, cache_kib: i64) -> Result<Connection> {
