@@ -231,7 +231,11 @@ impl Io {
             .map_err(|_| StoreError::Database("the database writer has stopped".into()))?
     }
 
-    /// Runs `f` on a read connection, off the async threads.
+    /// Runs `f` on a read connection, off the async threads, inside one
+    /// read transaction: all its statements see the same snapshot, and the
+    /// connection's page cache stays valid from one statement to the next
+    /// (each transaction that starts after a commit drops the whole cache, so
+    /// without it a loop of lookups read every page afresh).
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
@@ -240,7 +244,9 @@ impl Io {
         let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
         tokio::task::spawn_blocking(move || {
             let conn = readers[i].lock().unwrap_or_else(|p| p.into_inner());
-            f(&conn)
+            // Dropped at the end: a read-only transaction has nothing to keep.
+            let snapshot = conn.unchecked_transaction()?;
+            f(&snapshot)
         })
         .await
         .map_err(|e| StoreError::Database(format!("a read failed: {e}")))?
