@@ -18,8 +18,9 @@ generated if missing) it measures, against a fresh database:
 
 After phases 2 and 3 it also reports the server's CPU time per event, by
 thread (the SQLite writer, the checkpointer, the async workers, the rest),
-counted until the automation has caught up: on a noisy host this moves far
-less than the rates do, so it is the figure to compare two builds by.
+counted until the automation has caught up: on a noisy host it moves about
+half as much as the rates do (about 10 % between runs of one build), so it is
+the figure to compare two builds by.
 
 Needs a release build (cargo build --release) and, for step 3, wrk
 (apt-get install wrk). The database is created fresh: a temporary SQLite
@@ -70,31 +71,42 @@ class Api:
 
 
 def thread_cpu(pid):
-    """CPU seconds the server has used so far, summed by thread name (the
-    writer, the checkpointer, the async workers, the rest): a measure of the
-    work done that, unlike wall time, does not move with the host's noise."""
+    """CPU seconds the server has used so far: by thread id (with the
+    thread's group: the writer, the checkpointer, the async workers, the
+    rest), and for the whole process under "process" (which keeps the time
+    of threads that have ended, such as idle blocking-pool threads)."""
     tick = os.sysconf("SC_CLK_TCK")
-    out = {}
+
+    def used(path):
+        with open(path) as f:
+            stat = f.read()
+        fields = stat[stat.rindex(")") + 2:].split()
+        return stat[stat.index("(") + 1:stat.rindex(")")], (int(fields[11]) + int(fields[12])) / tick
+
+    threads = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                stat = f.read()
+            name, cpu = used(f"/proc/{pid}/task/{tid}/stat")
         except OSError:
             continue  # the thread ended
-        name = stat[stat.index("(") + 1:stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2:].split()
         group = next((g for g in ("sqlite-writer", "sqlite-checkpoi", "tokio-rt-worker") if name.startswith(g)), "other")
-        out[group] = out.get(group, 0.0) + (int(fields[11]) + int(fields[12])) / tick
-    return out
+        threads[tid] = (group, cpu)
+    return {"threads": threads, "process": used(f"/proc/{pid}/stat")[1]}
 
 
 def cpu_per_event(pid, before, events, results, phase):
-    """Records and prints the server's CPU microseconds per event in a phase, by thread."""
+    """Records and prints the server's CPU microseconds per event in a phase,
+    by thread group; the time of threads that ended during the phase is
+    counted as "ended"."""
     after = thread_cpu(pid)
-    per = {g: (after.get(g, 0.0) - before.get(g, 0.0)) * 1e6 / max(events, 1) for g in after}
-    results[f"{phase}_cpu_us_per_event"] = {g: round(v, 1) for g, v in sorted(per.items())}
+    used = {}
+    for tid, (group, cpu) in after["threads"].items():
+        used[group] = used.get(group, 0.0) + cpu - before["threads"].get(tid, (group, 0.0))[1]
+    used["ended"] = max(after["process"] - before["process"] - sum(used.values()), 0.0)
+    per = {g: v * 1e6 / max(events, 1) for g, v in sorted(used.items())}
+    results[f"{phase}_cpu_us_per_event"] = {g: round(v, 1) for g, v in per.items()}
     print(f"  server CPU per event (until the automation caught up): {sum(per.values()):.0f} us ("
-          + ", ".join(f"{g} {v:.0f}" for g, v in sorted(per.items())) + ")", file=sys.stderr)
+          + ", ".join(f"{g} {v:.0f}" for g, v in per.items()) + ")", file=sys.stderr)
 
 
 def metric(port, name):

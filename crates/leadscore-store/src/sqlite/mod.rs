@@ -84,9 +84,10 @@ pub(crate) struct Writer {
 /// moment, at the page number of the lock byte (page 262,145 with 4 KiB
 /// pages), and the commit then drops every cached page past the end of the
 /// file by scanning the cache's whole hash table. With 256 MiB that scan took
-/// about a quarter of the writer's time under single-event POSTs; pages the
-/// cache no longer holds are read from the operating system's cache instead,
-/// which costs less (see `bench/serve_bench.py`'s CPU per event).
+/// about a quarter of the writer's time under single-event POSTs. The pages
+/// a smaller cache misses are read again from the operating system's cache,
+/// which costs the writer far less than the scan did (see
+/// `bench/serve_bench.py`'s CPU per event).
 const WRITER_CACHE_KIB: i64 = 65_536;
 const READER_CACHE_KIB: i64 = 16_384;
 
