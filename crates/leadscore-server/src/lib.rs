@@ -124,6 +124,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let ready = state.ready.clone();
     let workers = automation::start(&state);
+    let (automation, store) = (state.automation.clone(), state.store.clone());
     let app = router(state);
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -136,6 +137,9 @@ pub async fn serve(
     for w in workers {
         w.abort();
     }
+    // The leads it found unchanged are recorded, so that the next start does
+    // not look at them again.
+    automation.flush(&store).await;
     served
 }
 

@@ -27,6 +27,7 @@ pub async fn leads(state: &AppState, records: &[LeadRecord]) -> ApiResult<Vec<Va
     let ids: Vec<String> = records.iter().map(|r| r.id().to_owned()).collect();
     let workflows = state.store.workflows(&ids).await?;
     let automation = state.store.automation().states(&ids).await?;
+    let last_activity = state.store.automation().last_activity(&ids, state.now()).await?;
     let active = state.store.active_model().await?;
     let framework = state.settings.qualification.framework();
     // With a predictive model active, each lead also carries its probability.
@@ -63,10 +64,7 @@ pub async fn leads(state: &AppState, records: &[LeadRecord]) -> ApiResult<Vec<Va
             v["automation"] = json!({
                 "next_check_at": auto.and_then(|a| a.next_at).map(|t| t.to_string()),
                 "nurture_since": auto.and_then(|a| a.nurture_since).map(|t| t.to_string()),
-                "last_activity_at": auto
-                    .and_then(|a| a.doc.get("last_event_at"))
-                    .and_then(Value::as_i64)
-                    .map(|t| leadscore_core::Timestamp::from_micros(t).to_string()),
+                "last_activity_at": last_activity.get(r.id()).map(ToString::to_string),
                 "triggers_holding": auto
                     .and_then(|a| a.doc.get("holding"))
                     .and_then(Value::as_object)

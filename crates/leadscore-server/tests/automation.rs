@@ -360,6 +360,29 @@ actions = [{ do = "webhook", event = "lead.hot" }]
                 srv.backend
             );
         }
+        // The leads the second round left as they were are recorded as seen
+        // in bulk (within a few seconds): no sweep needs to look at them.
+        let automation = srv.store.automation();
+        eventually("every lead is recorded as seen as it is", || async {
+            automation
+                .unseen("", 1000)
+                .await
+                .unwrap()
+                .is_empty()
+                .then_some(())
+        })
+        .await;
+        let l = lead(&srv, "many-1").await;
+        assert_eq!(l["automation"]["last_activity_at"], T, "{}: {l}", srv.backend);
+        let (s, v) = srv.get("/leads?limit=200").await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let shown = v["leads"].as_array().unwrap();
+        assert_eq!(shown.len(), n, "{}", srv.backend);
+        assert!(
+            shown.iter().all(|l| l["automation"]["last_activity_at"] == T),
+            "{}: every lead in the list shows its last activity",
+            srv.backend
+        );
         srv.stop().await.unwrap();
     }
 }

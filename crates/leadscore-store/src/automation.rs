@@ -286,6 +286,16 @@ pub struct AutomationRecord {
     pub doc: Value,
 }
 
+/// A lead the engine looked at and found its state unchanged (see
+/// [`Automation::mark_seen`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenMark {
+    pub lead: String,
+    pub lead_version: i64,
+    /// The state's revision it was found unchanged at.
+    pub rev: i64,
+}
+
 /// A change to a rep's count of open leads. With `capacity`, the increment
 /// happens only while the count is under it (else the save fails as `Full`).
 #[derive(Debug, Clone, PartialEq)]
@@ -455,15 +465,20 @@ impl Automation {
         self.sql.read(sql.to_owned(), args).await
     }
 
+    /// A query of the ids in a JSON array given as `$1`.
+    fn id_list(&self) -> &'static str {
+        if self.sql.postgres() {
+            "SELECT json_array_elements_text(CAST(CAST($1 AS TEXT) AS JSON))"
+        } else {
+            "SELECT value FROM json_each($1)"
+        }
+    }
+
     /// The stored states of these leads (leads without one are left out).
     /// The ids go as one JSON array, so the statement is the same whatever
     /// their number (and stays prepared).
     pub async fn states(&self, ids: &[String]) -> Result<HashMap<String, AutomationRecord>> {
-        let list = if self.sql.postgres() {
-            "SELECT json_array_elements_text(CAST(CAST($1 AS TEXT) AS JSON))"
-        } else {
-            "SELECT value FROM json_each($1)"
-        };
+        let list = self.id_list();
         let sql = format!("{STATE_SELECT} WHERE lead IN ({list})");
         let ids = serde_json::to_string(ids).expect("strings serialize");
         let mut out = HashMap::new();
@@ -494,6 +509,51 @@ impl Automation {
         let mut out = vec![Saved::Done; saves.len()];
         for ((&i, outcome), g) in order.iter().zip(outcomes).zip(guards) {
             out[i] = g.saved(outcome);
+        }
+        Ok(out)
+    }
+
+    /// Records that the engine looked at these leads as they were at
+    /// `lead_version` and found nothing to change in their state at `rev`
+    /// (so the sweeps need not look at them again), in one transaction. A
+    /// state saved since (another revision) or a later version already
+    /// recorded is left as it is.
+    pub async fn mark_seen(&self, marks: &[SeenMark]) -> Result<()> {
+        if marks.is_empty() {
+            return Ok(());
+        }
+        let mut sorted: Vec<&SeenMark> = marks.iter().collect();
+        // In lead order, as `save_many` takes its rows.
+        sorted.sort_by(|a, b| a.lead.cmp(&b.lead));
+        let ops = sorted
+            .into_iter()
+            .map(|m| {
+                exec(
+                    "UPDATE automation SET lead_version = $2 WHERE lead = $1 AND rev = $3 AND lead_version < $2",
+                    vec![m.lead.as_str().into(), m.lead_version.into(), m.rev.into()],
+                )
+            })
+            .collect();
+        self.sql
+            .run(ops)
+            .await?
+            .map_err(|_| StoreError::Database("mark_seen".into()))?;
+        Ok(())
+    }
+
+    /// Each lead's latest activity (its latest event, activities logged by
+    /// reps included) at or before `now`; leads without one are left out.
+    pub async fn last_activity(&self, ids: &[String], now: Timestamp) -> Result<HashMap<String, Timestamp>> {
+        let list = self.id_list();
+        let sql = format!(
+            "SELECT lead, MAX(occurred_at) FROM events WHERE lead IN ({list}) AND occurred_at <= $2 GROUP BY lead"
+        );
+        let ids = serde_json::to_string(ids).expect("strings serialize");
+        let mut out = HashMap::new();
+        for r in self.rows(&sql, vec![ids.into(), now.into()]).await? {
+            if let Some(t) = r[1].time() {
+                out.insert(text(&r[0])?, t);
+            }
         }
         Ok(out)
     }

@@ -882,6 +882,110 @@ async fn bulk_reads_and_saves_act_as_one_lead_at_a_time() {
     }
 }
 
+/// Leads the engine found unchanged are recorded in bulk: only on the state
+/// revision they were found at, never moving a version back. And each lead's
+/// last activity, as of a moment.
+#[tokio::test]
+async fn seen_marks_and_last_activity() {
+    use leadscore_store::automation::*;
+    for f in backends().await {
+        let s = &*f.store;
+        let backend = s.backend();
+        let a = s.automation();
+        with_spec_model(s).await;
+        let ids: Vec<String> = ["M1", "M2", "M3", "nobody"].map(String::from).to_vec();
+        s.write_leads(
+            ids[..3].iter().map(|id| new(spec_lead(id))).collect(),
+            OnConflict::Refuse,
+            t0(),
+        )
+        .await
+        .unwrap();
+        let version = async |id: &str| s.get_lead(id).await.unwrap().unwrap().version;
+        let mut saves = Vec::new();
+        for id in ["M1", "M2"] {
+            saves.push(AutomationSave {
+                lead: id.into(),
+                rev: 0,
+                record: AutomationRecord {
+                    lead_version: version(id).await,
+                    doc: serde_json::json!({"lead": id}),
+                    ..Default::default()
+                },
+                now: t0(),
+                ..Default::default()
+            });
+        }
+        assert_eq!(a.save_many(&saves).await.unwrap(), [Saved::Done, Saved::Done]);
+        let unseen = async || a.unseen_page("", 100).await.unwrap().0;
+        assert_eq!(unseen().await, ["M3"], "{backend}: M3 has no state yet");
+
+        // Events move M1 and M2 on; M3 gets one dated ahead.
+        let mut events = spec_events("M1");
+        events.extend(spec_events("M2"));
+        events.push(ev("M3-later", "M3", "email_clicked", -1.0, &[]));
+        s.ingest(events, t0()).await.unwrap();
+        assert_eq!(unseen().await, ["M1", "M2", "M3"], "{backend}");
+
+        let (v1, v2) = (version("M1").await, version("M2").await);
+        a.mark_seen(&[
+            SeenMark {
+                lead: "M1".into(),
+                lead_version: v1,
+                rev: 1,
+            },
+            // Found at a revision that is not the stored one: left alone.
+            SeenMark {
+                lead: "M2".into(),
+                lead_version: v2,
+                rev: 7,
+            },
+            SeenMark {
+                lead: "nobody".into(),
+                lead_version: 1,
+                rev: 1,
+            },
+        ])
+        .await
+        .unwrap();
+        assert_eq!(unseen().await, ["M2", "M3"], "{backend}");
+        let states = a.states(&ids).await.unwrap();
+        assert_eq!(states["M1"].lead_version, v1, "{backend}");
+        assert_eq!(states["M1"].rev, 1, "{backend}: a mark is no new revision");
+        assert_eq!(states["M1"].doc, serde_json::json!({"lead": "M1"}), "{backend}");
+        // An older mark arriving late does not move the version back.
+        a.mark_seen(&[SeenMark {
+            lead: "M1".into(),
+            lead_version: v1 - 1,
+            rev: 1,
+        }])
+        .await
+        .unwrap();
+        assert_eq!(a.states(&ids).await.unwrap()["M1"].lead_version, v1, "{backend}");
+        a.mark_seen(&[]).await.unwrap();
+
+        let last = a.last_activity(&ids, t0()).await.unwrap();
+        let latest = t0().minus_days(2.0);
+        assert_eq!(
+            last.get("M1"),
+            Some(&latest),
+            "{backend}: the demo request two days before"
+        );
+        assert_eq!(last.get("M2"), Some(&latest), "{backend}");
+        assert!(
+            !last.contains_key("M3"),
+            "{backend}: its only event is still to come"
+        );
+        let later = a.last_activity(&ids, t0().minus_days(-2.0)).await.unwrap();
+        assert_eq!(later.get("M3"), Some(&t0().minus_days(-1.0)), "{backend}");
+        assert_eq!(
+            later.len(),
+            3,
+            "{backend}: no entry for a lead that does not exist"
+        );
+    }
+}
+
 /// Users, sessions and the overview's figures, on both databases.
 #[tokio::test]
 async fn accounts_and_the_overview_figures() {

@@ -16,6 +16,12 @@
 //! - at start and after a model activation, when the automation has not yet
 //!   seen them as they are (a stop between a write and its evaluation loses
 //!   nothing).
+//!
+//! Most evaluations change nothing but the lead's version the state was
+//! last found right for (an event that moves no band, no trigger). Those are
+//! not saved one by one: the engine keeps them in memory and records them in
+//! bulk every few seconds and at shutdown ([`SeenMark`]). A stop before that
+//! costs only a second look at those leads at the next start.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -24,7 +30,7 @@ use std::time::Duration;
 use leadscore_core::workflow::Status;
 use leadscore_core::{Event, Lead, LeadData, StdField, Timestamp};
 use leadscore_store::automation::{
-    AutomationRecord, AutomationSave, Happening, LoadChange, Notification, Saved,
+    AutomationRecord, AutomationSave, Happening, LoadChange, Notification, Saved, SeenMark,
 };
 use leadscore_store::{LeadRecord, LogEntry, StoreError, Task, TaskDoc, WorkflowRecord, new_task_id};
 use serde::{Deserialize, Serialize};
@@ -42,6 +48,10 @@ const PARALLEL: usize = 4;
 const BATCH: usize = 64;
 /// Where the fingerprint of the settings last used is kept.
 const SETTINGS_KEY: &str = "settings_fingerprint";
+/// How often the leads found unchanged are recorded (see [`Handle::flush`]).
+const MARK_EVERY: Duration = Duration::from_secs(2);
+/// Leads recorded as seen in one transaction.
+const MARKS_AT_ONCE: usize = 200;
 /// Who the lead log names for what automation did.
 pub const ACTOR: &str = "automation";
 
@@ -55,6 +65,8 @@ pub struct Handle {
     pub sweep: Notify,
     /// Wakes the webhook sender (new deliveries were saved).
     pub outbox: Notify,
+    /// Leads evaluated and found unchanged, not yet recorded.
+    marks: Mutex<HashMap<String, SeenMark>>,
 }
 
 impl Handle {
@@ -66,6 +78,7 @@ impl Handle {
             rules: Arc::new(rules),
             sweep: Notify::new(),
             outbox: Notify::new(),
+            marks: Mutex::new(HashMap::new()),
         }
     }
 
@@ -76,6 +89,41 @@ impl Handle {
         }
         for id in ids {
             let _ = self.tx.send(id.into());
+        }
+    }
+
+    /// Remembers that a lead was found unchanged as it is at `mark.lead_version`.
+    fn mark(&self, mark: SeenMark) {
+        let mut marks = self.marks.lock().unwrap_or_else(|p| p.into_inner());
+        match marks.get(&mark.lead) {
+            Some(m) if m.rev == mark.rev && m.lead_version >= mark.lead_version => {}
+            _ => {
+                marks.insert(mark.lead.clone(), mark);
+            }
+        }
+    }
+
+    /// Records the leads found unchanged since the last flush, so that the
+    /// sweeps do not look at them again. Failing, they stay for the next.
+    pub async fn flush(&self, store: &Arc<dyn leadscore_store::Store>) {
+        let taken = std::mem::take(&mut *self.marks.lock().unwrap_or_else(|p| p.into_inner()));
+        if taken.is_empty() {
+            return;
+        }
+        let mut marks: Vec<SeenMark> = taken.into_values().collect();
+        marks.sort_by(|a, b| a.lead.cmp(&b.lead));
+        // In short transactions, so that the writes waiting behind them
+        // (a client's events) do not wait long.
+        for (i, chunk) in marks.chunks(MARKS_AT_ONCE).enumerate() {
+            if let Err(e) = store.automation().mark_seen(chunk).await {
+                let rest = &marks[i * MARKS_AT_ONCE..];
+                tracing::warn!(error = %e, leads = rest.len(), "could not record the leads automation found unchanged; it tries again");
+                let mut back = self.marks.lock().unwrap_or_else(|p| p.into_inner());
+                for m in rest {
+                    back.entry(m.lead.clone()).or_insert_with(|| m.clone());
+                }
+                return;
+            }
         }
     }
 
@@ -90,7 +138,6 @@ impl Handle {
 pub struct Seen {
     pub band: Option<String>,
     pub mql: bool,
-    pub score: Option<f64>,
     pub rating: Option<String>,
     pub status: Option<String>,
     pub owner: Option<String>,
@@ -100,9 +147,6 @@ pub struct Seen {
     pub fired: BTreeSet<String>,
     /// Since when the lead has been in a cold band.
     pub cold_since: Option<i64>,
-    /// The time of the lead's latest event (activities included), for the
-    /// "last activity" column.
-    pub last_event_at: Option<i64>,
 }
 
 /// The lead as triggers see it: its fields, and the score and the rep's
@@ -430,15 +474,9 @@ impl Engine {
         let mut seen = Seen {
             band: band.clone(),
             mql,
-            score: score.map(|s| s.score),
             rating: rating.clone(),
             status: Some(status.as_str().to_owned()),
             owner: record.owner.clone(),
-            last_event_at: events
-                .iter()
-                .map(|e| e.occurred_at.as_micros())
-                .filter(|&t| t <= now.as_micros())
-                .max(),
             ..Seen::default()
         };
         let mut plan = Plan {
@@ -606,7 +644,7 @@ impl Engine {
             }
         }
 
-        let save = AutomationSave {
+        let mut save = AutomationSave {
             record: AutomationRecord {
                 rev: stored.rev,
                 lead_version: record.version,
@@ -618,10 +656,25 @@ impl Engine {
             },
             ..plan.save
         };
-        // Nothing new to say or do: save only when the state moved.
+        // Nothing new to say or do: save only when the state moved. When
+        // only the lead's version did, that is remembered and recorded in
+        // bulk later.
+        let version = save.record.lead_version;
+        save.record.lead_version = stored.lead_version;
         let unchanged =
             !first_sight && save.record == stored && save.happenings.is_empty() && save.log.is_empty();
-        Ok((!unchanged).then_some(save))
+        save.record.lead_version = version;
+        if !unchanged {
+            return Ok(Some(save));
+        }
+        if version != stored.lead_version {
+            self.handle.mark(SeenMark {
+                lead: id.to_owned(),
+                lead_version: version,
+                rev: stored.rev,
+            });
+        }
+        Ok(None)
     }
 
     fn log(&self, plan: &mut Plan, trigger: Option<&str>, action: &str, detail: Value) {
@@ -891,6 +944,7 @@ pub fn start(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
         tokio::spawn(work(engine.clone(), rx)),
         tokio::spawn(due_loop(engine.clone())),
         tokio::spawn(sweep_loop(engine.clone())),
+        tokio::spawn(mark_loop(engine.clone())),
         tokio::spawn(super::tasks::due_tasks_loop(state.clone())),
         tokio::spawn(super::webhooks::deliver_loop(state.clone())),
     ]
@@ -960,6 +1014,14 @@ async fn work(engine: Engine, mut rx: mpsc::UnboundedReceiver<String>) {
             .metrics
             .automation_waiting
             .set((queue.len() + running.len()) as i64);
+    }
+}
+
+/// Records the leads found unchanged, every few seconds.
+async fn mark_loop(engine: Engine) {
+    loop {
+        tokio::time::sleep(MARK_EVERY).await;
+        engine.handle.flush(&engine.state.store).await;
     }
 }
 
