@@ -110,8 +110,7 @@ impl Handle {
         if taken.is_empty() {
             return;
         }
-        let mut marks: Vec<SeenMark> = taken.into_values().collect();
-        marks.sort_by(|a, b| a.lead.cmp(&b.lead));
+        let marks: Vec<SeenMark> = taken.into_values().collect();
         // In short transactions, so that the writes waiting behind them
         // (a client's events) do not wait long.
         for (i, chunk) in marks.chunks(MARKS_AT_ONCE).enumerate() {
