@@ -643,10 +643,12 @@ impl Engine {
             }
         }
 
+        // Built with the version the state was last found right for; the
+        // lead's own goes in only when the state is saved.
         let mut save = AutomationSave {
             record: AutomationRecord {
                 rev: stored.rev,
-                lead_version: record.version,
+                lead_version: stored.lead_version,
                 workflow_rev: workflow.rev,
                 next_at: next_at.into_iter().filter(|t| *t > now).min(),
                 nurture_since: plan.nurture,
@@ -658,18 +660,16 @@ impl Engine {
         // Nothing new to say or do: save only when the state moved. When
         // only the lead's version did, that is remembered and recorded in
         // bulk later.
-        let version = save.record.lead_version;
-        save.record.lead_version = stored.lead_version;
         let unchanged =
             !first_sight && save.record == stored && save.happenings.is_empty() && save.log.is_empty();
-        save.record.lead_version = version;
         if !unchanged {
+            save.record.lead_version = record.version;
             return Ok(Some(save));
         }
-        if version != stored.lead_version {
+        if record.version != stored.lead_version {
             self.handle.mark(SeenMark {
                 lead: id.to_owned(),
-                lead_version: version,
+                lead_version: record.version,
                 rev: stored.rev,
             });
         }
