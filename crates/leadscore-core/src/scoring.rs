@@ -45,20 +45,23 @@ impl Contribution {
 
     /// The rule's label, or its id in words when it has none
     /// (`demo_or_trial` -> "Demo or trial").
-    pub fn label(&self, model: &ScoringModel) -> String {
+    /// (Borrowed from the model when the rule has a label.)
+    pub fn label<'m>(&self, model: &'m ScoringModel) -> std::borrow::Cow<'m, str> {
         let label = match self.kind {
             RuleKind::Fit => model.fit[self.index].label.as_deref(),
             RuleKind::Behavior => model.behavior[self.index].label.as_deref(),
         };
         match label {
-            Some(l) => l.to_owned(),
+            Some(l) => std::borrow::Cow::Borrowed(l),
             None => {
                 let words = self.rule_id(model).replace(['_', '-'], " ");
                 let mut chars = words.chars();
-                chars
-                    .next()
-                    .map(|c| c.to_uppercase().chain(chars).collect())
-                    .unwrap_or_default()
+                std::borrow::Cow::Owned(
+                    chars
+                        .next()
+                        .map(|c| c.to_uppercase().chain(chars).collect())
+                        .unwrap_or_default(),
+                )
             }
         }
     }

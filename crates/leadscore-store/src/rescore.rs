@@ -8,8 +8,11 @@
 //! equals the lead row's (read under the transaction's lock), so a change made
 //! by another process or server instance makes the entry reload.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+
+use serde::Serialize;
 
 use leadscore_core::{FitOutcome, Hit, Lead, RuleKind, Score, ScoringModel, Timestamp};
 
@@ -18,7 +21,8 @@ use crate::records::{BreakdownEntry, StoredScore};
 /// The model that scores leads, parsed once.
 #[derive(Debug, Clone)]
 pub struct ActiveModel {
-    pub name: String,
+    /// Shared, so that a clone (one per scored lead on some paths) allocates nothing.
+    pub name: Arc<str>,
     pub model: Arc<ScoringModel>,
 }
 
@@ -26,7 +30,7 @@ impl ActiveModel {
     pub fn parse(name: &str, toml: &str) -> Result<ActiveModel, leadscore_core::ModelError> {
         let model = ScoringModel::from_toml(toml, &format!("model `{name}`"))?;
         Ok(ActiveModel {
-            name: name.to_owned(),
+            name: name.into(),
             model: Arc::new(model),
         })
     }
@@ -59,7 +63,7 @@ impl ActiveSet {
     }
 
     pub fn find(&self, name: &str) -> Option<&ActiveModel> {
-        self.members.iter().find(|m| m.name == name)
+        self.members.iter().find(|m| &*m.name == name)
     }
 
     /// Was `lead` scored by the model of this set that scores it, as of
@@ -96,7 +100,7 @@ pub fn parse_once(
     toml: &str,
 ) -> Result<ActiveModel, crate::StoreError> {
     let mut parsed = parsed.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(m) = parsed.iter().find(|m| m.name == name) {
+    if let Some(m) = parsed.iter().find(|m| &*m.name == name) {
         return Ok(m.clone());
     }
     let model = ActiveModel::parse(name, toml).map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
@@ -120,7 +124,7 @@ pub fn stored_score(model: &ActiveModel, score: &Score, as_of: Timestamp) -> Sto
             .map(|c| BreakdownEntry {
                 rule: c.rule_id(m).to_owned(),
                 kind: c.kind.as_str().to_owned(),
-                label: c.label(m),
+                label: c.label(m).into_owned(),
                 points: c.points,
                 events: match c.kind {
                     RuleKind::Fit => None,
@@ -128,8 +132,79 @@ pub fn stored_score(model: &ActiveModel, score: &Score, as_of: Timestamp) -> Sto
                 },
             })
             .collect(),
-        model: model.name.clone(),
+        model: model.name.to_string(),
         as_of: as_of.to_string(),
+    }
+}
+
+/// The engine's score as the stored JSON: the same text as serializing
+/// [`stored_score`]'s answer, written straight from `score` with the
+/// model's own strings (no `StoredScore` is built; rescoring every lead after
+/// an activation spent a third of its time allocating and freeing them).
+/// `as_of` is the moment as text (`Timestamp`'s display form), formatted once
+/// by the caller for many leads.
+pub fn score_json(model: &ActiveModel, score: &Score, as_of: &str) -> String {
+    let m = &model.model;
+    let view = ScoreView {
+        score: score.score,
+        fit: score.fit,
+        engagement: score.engagement,
+        band: score.band_name(m),
+        grade: score.grade.as_str(),
+        mql: score.mql,
+        breakdown: BreakdownView { model: m, score },
+        model: &model.name,
+        as_of,
+    };
+    let mut out = Vec::with_capacity(256 + 128 * score.breakdown.len());
+    serde_json::to_writer(&mut out, &view).expect("a score serializes");
+    String::from_utf8(out).expect("serde_json writes UTF-8")
+}
+
+/// [`StoredScore`] with borrowed parts: the fields, their order and their
+/// names must stay those of `StoredScore` (a test compares the text).
+#[derive(Serialize)]
+struct ScoreView<'a> {
+    score: f64,
+    fit: f64,
+    engagement: f64,
+    band: &'a str,
+    grade: &'a str,
+    mql: bool,
+    breakdown: BreakdownView<'a>,
+    model: &'a str,
+    as_of: &'a str,
+}
+
+/// [`BreakdownEntry`] with borrowed parts.
+#[derive(Serialize)]
+struct EntryView<'a> {
+    rule: &'a str,
+    kind: &'a str,
+    label: Cow<'a, str>,
+    points: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    events: Option<u32>,
+}
+
+struct BreakdownView<'a> {
+    model: &'a ScoringModel,
+    score: &'a Score,
+}
+
+impl Serialize for BreakdownView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let m = self.model;
+        s.collect_seq(self.score.breakdown.iter().map(|c| EntryView {
+            rule: c.rule_id(m),
+            kind: c.kind.as_str(),
+            label: c.label(m),
+            points: c.points,
+            events: match c.kind {
+                RuleKind::Fit => None,
+                RuleKind::Behavior => c.events,
+            },
+        }))
     }
 }
 
@@ -151,11 +226,9 @@ pub fn scored_since(
 
 /// Does the new score differ from the old one in what the history records
 /// (the score, the band or MQL)?
-pub fn worth_recording(old: Option<(f64, &str, bool)>, new: &StoredScore) -> bool {
-    match old {
-        None => true,
-        Some((score, band, mql)) => score != new.score || band != new.band || mql != new.mql,
-    }
+/// Both are `(score, band, mql)`.
+pub fn worth_recording(old: Option<(f64, &str, bool)>, new: (f64, &str, bool)) -> bool {
+    old != Some(new)
 }
 
 /// Event properties in their stored JSON form (`{"path":"/pricing"}`), or
@@ -226,7 +299,7 @@ pub struct CachedLead {
     pub lead: Lead,
     events: Vec<CompactEvent>,
     /// The fit outcome under the model of that name.
-    fit: Option<(String, FitOutcome)>,
+    fit: Option<(Arc<str>, FitOutcome)>,
 }
 
 /// At most this many events are cached (about 24 bytes each, plus the leads).
@@ -488,6 +561,68 @@ mod tests {
         cache.begin();
         cache.undo();
         assert_eq!(cache.current("b", 1).map(|c| c.events.len()), Some(2));
+    }
+
+    #[test]
+    fn the_score_json_is_the_stored_score_serialized() {
+        // Rules with and without labels (the label then comes from the id),
+        // fit and behavior entries, an escaped character in a label.
+        let toml = r#"
+            name = "m \"q\""
+            [[band]]
+            name = "cold"
+            from = 0
+            [[band]]
+            name = "hot"
+            from = 10
+            [[fit]]
+            id = "decision_maker"
+            label = "C-level \"or\" director"
+            field = "job_title"
+            matches = "(?i)ceo"
+            points = 10
+            [[fit]]
+            id = "no_phone"
+            field = "phone"
+            is = "valid_phone"
+            negate = true
+            points = -3
+            [[behavior]]
+            id = "email_click"
+            events = ["email_clicked"]
+            points = 5.5
+            half_life_days = 30
+        "#;
+        let model = ActiveModel::parse("m \"q\"", toml).unwrap();
+        let mut lead = Lead::new("L1");
+        lead.set(leadscore_core::StdField::JobTitle, "CEO");
+        let mut cache = LeadCache::default();
+        let at = Timestamp::parse("2026-10-01T10:00:00Z").unwrap();
+        let click = EventRow {
+            kind: "email_clicked",
+            properties: None,
+            at,
+            seq: 1,
+        };
+        cache.load(lead, 1, [click, EventRow { seq: 2, ..click }]);
+        for now in [
+            "2026-11-01T00:00:00Z",
+            "2026-11-01T00:00:00.5Z",
+            "2026-09-01T00:00:00Z",
+        ] {
+            let now = Timestamp::parse(now).unwrap();
+            let score = cache.score("L1", &model, now).unwrap();
+            let expected = serde_json::to_string(&stored_score(&model, &score, now)).unwrap();
+            assert_eq!(score_json(&model, &score, &now.to_string()), expected);
+        }
+        let score = cache
+            .score("L1", &model, Timestamp::parse("2026-11-01T00:00:00Z").unwrap())
+            .unwrap();
+        assert_eq!(
+            score.breakdown.len(),
+            3,
+            "fit, fit and behavior entries are compared"
+        );
     }
 
     #[test]

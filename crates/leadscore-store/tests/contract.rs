@@ -339,7 +339,7 @@ async fn activating_a_model_rescores_every_lead() {
         ));
         s.activate_model("b2b-default", t0(), false).await.unwrap();
         assert_eq!(
-            s.active_model().await.unwrap().unwrap().members[0].name,
+            s.active_model().await.unwrap().unwrap().members[0].name.as_ref(),
             "b2b-default"
         );
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));

@@ -365,7 +365,7 @@ impl Engine {
             let now_score = m.model.score_hits(&fit, &mut scratch, now);
             let band = &m.model.bands[now_score.band].name;
             let moved = record.score.as_ref().is_none_or(|s| {
-                s.score != now_score.score || &s.band != band || s.mql != now_score.mql || s.model != m.name
+                s.score != now_score.score || &s.band != band || s.mql != now_score.mql || *s.model != *m.name
             });
             if moved {
                 stale.push(id.clone());

@@ -102,7 +102,7 @@ pub async fn activate(
         .store
         .active_model()
         .await?
-        .map(|set| set.members.into_iter().map(|m| m.name).collect())
+        .map(|set| set.members.into_iter().map(|m| m.name.to_string()).collect())
         .unwrap_or_default();
     Ok((
         StatusCode::ACCEPTED,

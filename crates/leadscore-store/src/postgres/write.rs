@@ -260,7 +260,7 @@ impl PgStore {
             mqls.push(Some(score.mql));
             jsons.push(Some(serde_json::to_string(score).expect("a score serializes")));
             let last = it.state.last.as_ref().map(|(s, b, m)| (*s, b.as_str(), *m));
-            if worth_recording(last, score) {
+            if worth_recording(last, (score.score, score.band.as_str(), score.mql)) {
                 let cause = match &it.cause {
                     // After an activation each lead's entry names the model that scored it.
                     Cause::ModelActivated { .. } => Cause::ModelActivated {

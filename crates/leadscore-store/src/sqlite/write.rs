@@ -9,7 +9,7 @@ use rusqlite::{OptionalExtension, params};
 use super::{LEAD_SELECT, Writer, lead_from_row};
 use crate::leads::{Target, apply_patch, attributes_json, merge_new, rank, search_text};
 use crate::records::*;
-use crate::rescore::{ActiveModel, EventRow, properties_json, stored_score, worth_recording};
+use crate::rescore::{ActiveModel, EventRow, properties_json, score_json, worth_recording};
 use crate::{LEAD_COLUMNS, Result, StoreError, email_key, new_lead_id};
 
 /// Leads rescored per writer transaction while a model is activated, so
@@ -19,19 +19,28 @@ pub(super) const RESCORE_CHUNK: usize = 10_000;
 /// Below this many missing leads, a run is loaded lead by lead.
 const BULK_LOAD_FROM: usize = 64;
 
-/// A lead's new score, ready to store: the model that gave it, the score,
-/// and the score as the JSON served.
-struct Scored {
-    model: ActiveModel,
-    stored: StoredScore,
+/// A lead's new score, ready to store: the model that gave it, the columns
+/// beside the score, and the score as the JSON served.
+struct Scored<'m> {
+    model: &'m ActiveModel,
+    score: f64,
+    band: &'m str,
+    grade: &'static str,
+    mql: bool,
     json: String,
 }
 
-impl Scored {
-    fn new(model: ActiveModel, score: &Score, now: Timestamp) -> Scored {
-        let stored = stored_score(&model, score, now);
-        let json = serde_json::to_string(&stored).expect("a score serializes");
-        Scored { model, stored, json }
+impl<'m> Scored<'m> {
+    /// `as_of` is the scoring moment as text (formatted once for many leads).
+    fn new(model: &'m ActiveModel, score: &Score, as_of: &str) -> Scored<'m> {
+        Scored {
+            model,
+            score: score.score,
+            band: score.band_name(&model.model),
+            grade: score.grade.as_str(),
+            mql: score.mql,
+            json: score_json(model, score, as_of),
+        }
     }
 }
 
@@ -158,9 +167,9 @@ impl Writer {
             }
             None => None,
         };
-        let scored = chosen.map(|model| {
-            let score = self.cache.score(id, &model, now).expect("the lead is cached");
-            Scored::new(model, &score, now)
+        let scored = chosen.as_ref().map(|model| {
+            let score = self.cache.score(id, model, now).expect("the lead is cached");
+            Scored::new(model, &score, &now.to_string())
         });
         self.write_score(id, version, last, now, cause, scored.as_ref())
     }
@@ -177,7 +186,7 @@ impl Writer {
         cause: &Cause,
         scored: Option<&Scored>,
     ) -> Result<()> {
-        let Some(Scored { model, stored, json }) = scored else {
+        let Some(new) = scored else {
             self.conn
                 .prepare_cached(
                     "UPDATE leads SET version = ?2, rank = ?3, band = NULL, grade = NULL, mql = NULL, \
@@ -187,46 +196,35 @@ impl Writer {
             self.cache.set_version(id, version);
             return Ok(());
         };
-        let activated;
-        let cause = match cause {
-            // After an activation each lead's entry names the model that scored it.
-            Cause::ModelActivated { .. } => {
-                activated = Cause::ModelActivated {
-                    model: model.name.clone(),
-                };
-                &activated
-            }
-            other => other,
-        };
         self.conn
             .prepare_cached(
                 "UPDATE leads SET version = ?2, rank = ?3, band = ?4, grade = ?5, mql = ?6, score_json = ?7 \
                  WHERE id = ?1",
             )?
             .execute(params![
-                id,
-                version,
-                stored.score,
-                stored.band,
-                stored.grade,
-                stored.mql,
-                json
+                id, version, new.score, new.band, new.grade, new.mql, new.json
             ])?;
         self.cache.set_version(id, version);
-        if worth_recording(last.as_ref().map(|(s, b, m)| (*s, b.as_str(), *m)), stored) {
+        let old = last.as_ref().map(|(s, b, m)| (*s, b.as_str(), *m));
+        if worth_recording(old, (new.score, new.band, new.mql)) {
+            let model = &new.model.name;
+            // After an activation each lead's entry names the model that scored it.
+            let named;
+            let cause = match cause {
+                Cause::ModelActivated { .. } => {
+                    named = Cause::ModelActivated {
+                        model: model.to_string(),
+                    };
+                    &named
+                }
+                other => other,
+            };
+            let cause = serde_json::to_string(cause).expect("a cause serializes");
             self.conn
                 .prepare_cached(
                     "INSERT INTO history (lead, at, score, band, mql, model, cause) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )?
-                .execute(params![
-                    id,
-                    now.as_micros(),
-                    stored.score,
-                    stored.band,
-                    stored.mql,
-                    model.name,
-                    serde_json::to_string(cause).expect("a cause serializes")
-                ])?;
+                .execute(params![id, now.as_micros(), new.score, new.band, new.mql, &**model, cause])?;
         }
         Ok(())
     }
@@ -490,6 +488,7 @@ impl Writer {
         // activation); rescoring it as of `now` would set it back and drop
         // events that happened since.
         let cache = &self.cache;
+        let now_text = now.to_string();
         let results: Vec<Option<(Option<Scored>, Option<FitOutcome>)>> = ids
             .par_iter()
             .map(|(id, _, score_json)| {
@@ -503,7 +502,7 @@ impl Writer {
                     return Some((None, None));
                 };
                 let (score, fit) = cache.score_shared(id, model, now).expect("the chunk is cached");
-                Some((Some(Scored::new(model.clone(), &score, now)), fit))
+                Some((Some(Scored::new(model, &score, &now_text)), fit))
             })
             .collect();
         let scored = started.elapsed();
@@ -512,7 +511,7 @@ impl Writer {
         for ((id, (version, scored, rank, band, mql), _), result) in ids.iter().zip(results) {
             let Some((new, fit)) = result else { continue };
             if let (Some(fit), Some(new)) = (fit, &new) {
-                self.cache.keep_fit(id, &new.model, fit);
+                self.cache.keep_fit(id, new.model, fit);
             }
             let last = scored.then(|| (*rank, band.clone().unwrap_or_default(), mql.unwrap_or(false)));
             self.write_score(id, version + 1, last, now, &cause, new.as_ref())?;
@@ -582,14 +581,17 @@ fn event_row((kind, properties, at, seq): &StoredEvent) -> EventRow<'_> {
 }
 
 /// Which model scored a lead, and as of when: read from the stored score
-/// (serde reads just these two fields, skipping the rest).
+/// (serde reads just these two fields, skipping the rest, and borrows them
+/// from the text when they hold no escapes).
 #[derive(Debug, Default, serde::Deserialize)]
-struct ScoredBy {
-    model: Option<String>,
-    as_of: Option<String>,
+struct ScoredBy<'a> {
+    #[serde(borrow)]
+    model: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    as_of: Option<std::borrow::Cow<'a, str>>,
 }
 
-fn scored_by(score_json: Option<&str>) -> ScoredBy {
+fn scored_by(score_json: Option<&str>) -> ScoredBy<'_> {
     score_json
         .and_then(|json| serde_json::from_str(json).ok())
         .unwrap_or_default()
