@@ -243,6 +243,10 @@ pub fn properties_from_json(text: Option<&str>) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
+/// A hash map with a fast hash (foldhash, seeded per map) for the cache,
+/// which is looked up for every stored event when it fills.
+pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// One stored event in compact form: interned type and properties.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CompactEvent {
@@ -256,9 +260,9 @@ pub struct CompactEvent {
 #[derive(Debug, Default)]
 struct Interner {
     kinds: Vec<String>,
-    kind_ids: HashMap<String, u32>,
+    kind_ids: FastMap<String, u32>,
     props: Vec<BTreeMap<String, String>>,
-    prop_ids: HashMap<String, u32>,
+    prop_ids: FastMap<String, u32>,
 }
 
 impl Interner {
@@ -308,7 +312,7 @@ pub const MAX_CACHED_EVENTS: usize = 20_000_000;
 /// Touched leads, kept for rescoring (see the module docs).
 #[derive(Debug, Default)]
 pub struct LeadCache {
-    leads: HashMap<String, CachedLead>,
+    leads: FastMap<String, CachedLead>,
     interner: Interner,
     /// Events held, for the memory bound.
     events: usize,
@@ -354,6 +358,12 @@ impl LeadCache {
     /// Replaces the entry for a lead with data read from the database.
     pub fn load<'a>(&mut self, lead: Lead, version: i64, events: impl IntoIterator<Item = EventRow<'a>>) {
         let events: Vec<CompactEvent> = events.into_iter().map(|e| self.compact(e)).collect();
+        self.load_compact(lead, version, events);
+    }
+
+    /// [`LeadCache::load`] with events already in compact form (from
+    /// [`LeadCache::compact`] of this cache).
+    pub fn load_compact(&mut self, lead: Lead, version: i64, events: Vec<CompactEvent>) {
         self.events += events.len();
         let id = lead.id().to_owned();
         self.note(&id);
@@ -370,7 +380,8 @@ impl LeadCache {
         self.events -= replaced.map_or(0, |old| old.events.len());
     }
 
-    fn compact(&mut self, e: EventRow<'_>) -> CompactEvent {
+    /// An event in the cache's compact form (its type and properties interned).
+    pub fn compact(&mut self, e: EventRow<'_>) -> CompactEvent {
         CompactEvent {
             kind: self.interner.kind(e.kind),
             props: self.interner.props(e.properties),
@@ -432,6 +443,20 @@ impl LeadCache {
             tracing::debug!(events = self.events, "the lead cache is full; it starts again");
             self.clear();
         }
+    }
+
+    /// How many leads are held.
+    pub fn len(&self) -> usize {
+        self.leads.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.leads.is_empty()
+    }
+
+    /// How many events are held.
+    pub fn events(&self) -> usize {
+        self.events
     }
 
     pub fn contains(&self, id: &str) -> bool {

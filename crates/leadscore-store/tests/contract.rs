@@ -383,10 +383,23 @@ async fn activating_a_model_rescores_every_lead() {
 }
 
 /// A store opened afresh knows nothing of its leads: the rescoring of an
-/// activation reads them (and their events) a run at a time, which must give
-/// each lead exactly the engine's score, leads without events included.
+/// activation reads them (and their events), which must give each lead
+/// exactly the engine's score, leads without events included. With most
+/// leads unknown, the writer reads every lead and event in one pass first;
+/// with most known, it reads the missing ones a run at a time.
 #[tokio::test]
 async fn a_fresh_sqlite_store_rescores_every_lead_from_what_it_reads() {
+    fresh_store_rescores(0).await;
+}
+
+#[tokio::test]
+async fn a_sqlite_store_that_knows_most_leads_reads_the_rest_when_it_rescores() {
+    fresh_store_rescores(100).await;
+}
+
+/// Opens the store again and touches the first `known` leads before the
+/// activation, so that the writer knows them.
+async fn fresh_store_rescores(known: usize) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let ids: Vec<String> = (0..150).map(|i| format!("C{i:03}")).collect();
@@ -405,6 +418,19 @@ async fn a_fresh_sqlite_store_rescores_every_lead_from_what_it_reads() {
         }
     }
     let s = open(&url).await.unwrap();
+    let touched: Vec<Event> = ids[..known]
+        .iter()
+        .map(|id| {
+            ev(
+                &format!("{id}-again"),
+                id,
+                "page_viewed",
+                1.0,
+                &[("path", "/pricing")],
+            )
+        })
+        .collect();
+    s.ingest(touched, t0()).await.unwrap();
     let second = SPEC_MODEL
         .replacen("name = \"b2b-default\"", "name = \"second\"", 1)
         .replacen("points = 10", "points = 12", 1);

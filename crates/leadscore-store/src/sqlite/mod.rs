@@ -38,6 +38,13 @@ pub(crate) const LEAD_SELECT: &str = "id, first_name, last_name, email, phone, c
      industry, employees, annual_revenue, country, region, city, source, is_customer, attributes, \
      owner, created_at, updated_at, version, score_json";
 
+/// [`LEAD_SELECT`] without the stored score (read as NULL): for filling the
+/// writer's cache, which needs the lead's data and version only (parsing
+/// each score's JSON was a good part of reading a lead).
+pub(crate) const LEAD_DATA_SELECT: &str = "id, first_name, last_name, email, phone, company, job_title, \
+     industry, employees, annual_revenue, country, region, city, source, is_customer, attributes, \
+     owner, created_at, updated_at, version, NULL";
+
 type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
 /// A write request: runs on the writer thread (`None` when no transaction
 /// could be begun) and returns what to do once the commit is known.
