@@ -53,7 +53,9 @@ type Job = Box<dyn FnOnce(Option<&mut Writer>) -> Reply + Send>;
 #[derive(Debug)]
 pub struct SqliteStore {
     /// Dropped with the store, which ends the checkpointer thread.
-    _stop_checkpoints: mpsc::Sender<()>,
+    stop_checkpoints: Option<mpsc::Sender<()>>,
+    /// The checkpointer thread, joined when the store is dropped.
+    checkpointer: Option<std::thread::JoinHandle<()>>,
     path: PathBuf,
     io: Arc<Io>,
     models: Arc<Mutex<Vec<ActiveModel>>>,
@@ -177,12 +179,13 @@ impl SqliteStore {
             READER_CACHE_KIB,
         )?;
         let (stop_checkpoints, stopped) = mpsc::channel::<()>();
-        std::thread::Builder::new()
+        let checkpointer = std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || checkpoint_loop(&checkpointer, &stopped, &wal))
             .map_err(|e| StoreError::Database(format!("cannot start the checkpointer: {e}")))?;
         Ok(SqliteStore {
-            _stop_checkpoints: stop_checkpoints,
+            stop_checkpoints: Some(stop_checkpoints),
+            checkpointer: Some(checkpointer),
             path: path.to_owned(),
             io: Arc::new(Io {
                 jobs,
@@ -258,6 +261,19 @@ impl Io {
         })
         .await
         .map_err(|e| StoreError::Database(format!("a read failed: {e}")))?
+    }
+}
+
+impl Drop for SqliteStore {
+    /// Waits for the checkpointer's last checkpoint, which copies what is
+    /// left of the WAL into the database and empties it. Without the wait the
+    /// process could end in the middle of it, leaving a WAL of a gigabyte
+    /// (after heavy writes) for the next start to read back.
+    fn drop(&mut self) {
+        drop(self.stop_checkpoints.take());
+        if let Some(checkpointer) = self.checkpointer.take() {
+            let _ = checkpointer.join();
+        }
     }
 }
 
