@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use leadscore_core::{FitOutcome, Hit, Lead, RuleKind, Score, ScoringModel, Timestamp};
+use leadscore_core::{Contribution, FitOutcome, Hit, Lead, RuleKind, Score, ScoringModel, Timestamp};
 
 use crate::records::{BreakdownEntry, StoredScore};
 
@@ -121,15 +121,15 @@ pub fn stored_score(model: &ActiveModel, score: &Score, as_of: Timestamp) -> Sto
         breakdown: score
             .breakdown
             .iter()
-            .map(|c| BreakdownEntry {
-                rule: c.rule_id(m).to_owned(),
-                kind: c.kind.as_str().to_owned(),
-                label: c.label(m).into_owned(),
-                points: c.points,
-                events: match c.kind {
-                    RuleKind::Fit => None,
-                    RuleKind::Behavior => c.events,
-                },
+            .map(|c| {
+                let e = EntryView::of(m, c);
+                BreakdownEntry {
+                    rule: e.rule.to_owned(),
+                    kind: e.kind.to_owned(),
+                    label: e.label.into_owned(),
+                    points: e.points,
+                    events: e.events,
+                }
             })
             .collect(),
         model: model.name.to_string(),
@@ -192,10 +192,10 @@ struct BreakdownView<'a> {
     score: &'a Score,
 }
 
-impl Serialize for BreakdownView<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let m = self.model;
-        s.collect_seq(self.score.breakdown.iter().map(|c| EntryView {
+impl<'a> EntryView<'a> {
+    /// One line of the explanation as stored (and served).
+    fn of(m: &'a ScoringModel, c: &Contribution) -> EntryView<'a> {
+        EntryView {
             rule: c.rule_id(m),
             kind: c.kind.as_str(),
             label: c.label(m),
@@ -204,7 +204,13 @@ impl Serialize for BreakdownView<'_> {
                 RuleKind::Fit => None,
                 RuleKind::Behavior => c.events,
             },
-        }))
+        }
+    }
+}
+
+impl Serialize for BreakdownView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.score.breakdown.iter().map(|c| EntryView::of(self.model, c)))
     }
 }
 

@@ -33,17 +33,22 @@ const READERS: usize = 4;
 /// At most this many requests share one commit.
 const GROUP: usize = 512;
 
+/// The columns `lead_from_row` reads, in order, but the last (the stored score).
+macro_rules! lead_columns {
+    () => {
+        "id, first_name, last_name, email, phone, company, job_title, \
+         industry, employees, annual_revenue, country, region, city, source, is_customer, attributes, \
+         owner, created_at, updated_at, version, "
+    };
+}
+
 /// The columns `lead_from_row` reads, in order.
-pub(crate) const LEAD_SELECT: &str = "id, first_name, last_name, email, phone, company, job_title, \
-     industry, employees, annual_revenue, country, region, city, source, is_customer, attributes, \
-     owner, created_at, updated_at, version, score_json";
+pub(crate) const LEAD_SELECT: &str = concat!(lead_columns!(), "score_json");
 
 /// [`LEAD_SELECT`] without the stored score (read as NULL): for filling the
 /// writer's cache, which needs the lead's data and version only (parsing
 /// each score's JSON was a good part of reading a lead).
-pub(crate) const LEAD_DATA_SELECT: &str = "id, first_name, last_name, email, phone, company, job_title, \
-     industry, employees, annual_revenue, country, region, city, source, is_customer, attributes, \
-     owner, created_at, updated_at, version, NULL";
+pub(crate) const LEAD_DATA_SELECT: &str = concat!(lead_columns!(), "NULL");
 
 type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
 /// A write request: runs on the writer thread (`None` when no transaction

@@ -158,7 +158,7 @@ impl Writer {
     /// events spent about 20 s on it). Skipped when the events would not fit
     /// the cache's bound. Runs inside the writer's transaction, so the rows
     /// and versions read are those the rescoring then writes over.
-    fn fill_cache(&mut self, leads: u64) -> Result<()> {
+    fn fill_cache(&mut self, leads: usize) -> Result<()> {
         let stored: i64 = self
             .conn
             .query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))?;
@@ -167,7 +167,6 @@ impl Writer {
         }
         let started = std::time::Instant::now();
         // Every lead's events; each list starts at about the average length.
-        let leads = usize::try_from(leads).unwrap_or(usize::MAX);
         let per_lead = (stored as usize / leads.max(1)).clamp(4, 64);
         let mut by_lead: FastMap<String, Vec<CompactEvent>> =
             FastMap::with_capacity_and_hasher(leads, Default::default());
@@ -203,7 +202,7 @@ impl Writer {
             .prepare(&format!("SELECT {LEAD_DATA_SELECT} FROM leads"))?
             .query_map([], lead_from_row)?
             .collect::<rusqlite::Result<_>>()?;
-        let leads = records.len();
+        let read = records.len();
         for record in records {
             if self.cache.current(record.id(), record.version).is_some() {
                 continue;
@@ -214,7 +213,7 @@ impl Writer {
             self.cache.load_compact(record.lead, version, events);
         }
         tracing::debug!(
-            leads,
+            leads = read,
             events = stored,
             ms = started.elapsed().as_secs_f64() * 1e3,
             "filled the lead cache"
@@ -549,7 +548,7 @@ impl Writer {
             rows.collect::<rusqlite::Result<Vec<_>>>()?
         };
         if self.cache.len() as u64 * 2 < total {
-            self.fill_cache(total)?;
+            self.fill_cache(total as usize)?;
         }
         let selected = started.elapsed();
         self.load_range(ids.iter().map(|(id, (version, ..), ..)| (id.as_str(), *version)))?;
