@@ -1090,3 +1090,78 @@ async fn accounts_and_the_overview_figures() {
         );
     }
 }
+
+/// A database of schema version 1 (events in ingest order, with an index by
+/// lead) is upgraded when opened: every event is kept, in the same order per
+/// lead, duplicates are still recognised, and new events come after the old.
+#[tokio::test]
+async fn a_version_1_sqlite_database_is_upgraded_with_every_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.db");
+    let url = format!("sqlite://{}", file.display());
+    let ids = ["U1", "U2", "U3"];
+    let mut before = Vec::new();
+    {
+        let s = open(&url).await.unwrap();
+        with_spec_model(&*s).await;
+        let leads = ids.iter().map(|id| new(spec_lead(id))).collect();
+        s.write_leads(leads, OnConflict::Refuse, t0()).await.unwrap();
+        // Interleaved, so that each lead's events are spread over the seqs.
+        for i in 0..6 {
+            let batch = ids.iter().map(|id| spec_events(id)[5 - i].clone()).collect();
+            s.ingest(batch, t0()).await.unwrap();
+        }
+        for id in ids {
+            before.push(s.lead_events(id).await.unwrap());
+        }
+    }
+    // Back to version 1's layout, as a database written before the upgrade.
+    let conn = rusqlite::Connection::open(&file).unwrap();
+    conn.execute_batch(
+        "PRAGMA foreign_keys = OFF;
+         CREATE TABLE events_v1 (
+             seq         INTEGER PRIMARY KEY,
+             id          TEXT NOT NULL UNIQUE,
+             lead        TEXT NOT NULL REFERENCES leads (id) ON DELETE CASCADE,
+             type        TEXT NOT NULL,
+             occurred_at INTEGER NOT NULL,
+             properties  TEXT,
+             received_at INTEGER NOT NULL
+         );
+         INSERT INTO events_v1 SELECT seq, id, lead, type, occurred_at, properties, received_at FROM events;
+         DROP TABLE events;
+         DROP TABLE event_seq;
+         ALTER TABLE events_v1 RENAME TO events;
+         CREATE INDEX events_by_lead ON events (lead, seq);
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    drop(conn);
+
+    let s = open(&url).await.unwrap();
+    for (id, events) in ids.iter().zip(&before) {
+        assert_eq!(&s.lead_events(id).await.unwrap(), events, "{id}");
+    }
+    let again = spec_events("U2")[0].clone();
+    let late = ev("U2-late", "U2", "email_clicked", 0.0, &[]);
+    assert_eq!(
+        s.ingest(vec![again, late.clone()], t0()).await.unwrap(),
+        vec![IngestStatus::Duplicate, IngestStatus::Accepted]
+    );
+    let events = s.lead_events("U2").await.unwrap();
+    assert_eq!(events.len(), 7);
+    assert_eq!(events.last(), Some(&late));
+    let stored = s.get_lead("U2").await.unwrap().unwrap().score.unwrap();
+    assert_eq!(stored.score, recomputed(&*s, "U2", t0()).await.score);
+    drop(s);
+
+    let conn = rusqlite::Connection::open(&file).unwrap();
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    let sql: String = conn
+        .query_row("SELECT sql FROM sqlite_master WHERE name = 'events'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(version, 2);
+    assert!(sql.contains("WITHOUT ROWID"), "{sql}");
+}

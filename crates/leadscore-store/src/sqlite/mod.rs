@@ -29,6 +29,8 @@ use crate::workflow::{LogEntry, Task, TaskQuery, WorkflowRecord, WorkflowSave};
 use crate::{Progress, Result, Store, StoreError};
 
 const SCHEMA: &str = include_str!("schema.sql");
+/// The `user_version` that [`SCHEMA`] sets.
+const SCHEMA_VERSION: i64 = 2;
 const READERS: usize = 4;
 /// At most this many requests share one commit.
 const GROUP: usize = 512;
@@ -141,11 +143,14 @@ impl SqliteStore {
             )));
         }
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if version > 1 {
+        if version > SCHEMA_VERSION {
             return Err(StoreError::Corrupt(format!(
-                "{} has schema version {version}, newer than this leadscore knows (1)",
+                "{} has schema version {version}, newer than this leadscore knows ({SCHEMA_VERSION})",
                 path.display()
             )));
+        }
+        if version == 1 {
+            migrate_events_by_lead(&conn, path)?;
         }
         conn.execute_batch(&format!(
             "BEGIN IMMEDIATE; {SCHEMA} {} {} COMMIT;",
@@ -310,6 +315,53 @@ fn checkpoint_loop(conn: &Connection, stop: &mpsc::Receiver<()>, wal: &WalLength
         }
     }
     let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+}
+
+/// Schema version 1 to 2: the events table, until then in ingest order
+/// with an index by lead, is rewritten clustered by lead (see schema.sql),
+/// and the last seq moves to `event_seq`. One transaction: an interrupted
+/// migration leaves version 1 as it was, and the next start does it again.
+/// It copies every event once (about half a minute for 5,000,000).
+fn migrate_events_by_lead(conn: &Connection, path: &Path) -> Result<()> {
+    let started = std::time::Instant::now();
+    tracing::info!(
+        file = %path.display(),
+        "upgrading the database: storing events clustered by lead (once; it can take a minute)"
+    );
+    // Not while the old table is dropped: its rows are all copied, and no
+    // table refers to events.
+    conn.execute_batch("PRAGMA foreign_keys = OFF")?;
+    let migrated = conn.execute_batch(
+        "BEGIN IMMEDIATE;
+         CREATE TABLE events_by_lead_v2 (
+             lead        TEXT NOT NULL REFERENCES leads (id) ON DELETE CASCADE,
+             seq         INTEGER NOT NULL,
+             id          TEXT NOT NULL UNIQUE,
+             type        TEXT NOT NULL,
+             occurred_at INTEGER NOT NULL,
+             properties  TEXT,
+             received_at INTEGER NOT NULL,
+             PRIMARY KEY (lead, seq)
+         ) WITHOUT ROWID;
+         INSERT INTO events_by_lead_v2 (lead, seq, id, type, occurred_at, properties, received_at)
+             SELECT lead, seq, id, type, occurred_at, properties, received_at FROM events ORDER BY lead, seq;
+         CREATE TABLE event_seq (last INTEGER NOT NULL);
+         INSERT INTO event_seq (last) SELECT coalesce(max(seq), 0) FROM events;
+         DROP TABLE events;
+         ALTER TABLE events_by_lead_v2 RENAME TO events;
+         PRAGMA user_version = 2;
+         COMMIT;",
+    );
+    if migrated.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    conn.execute_batch("PRAGMA foreign_keys = ON")?;
+    migrated.map_err(|e| StoreError::Database(format!("cannot upgrade {}: {e}", path.display())))?;
+    tracing::info!(
+        seconds = started.elapsed().as_secs_f64(),
+        "upgraded the database: events are clustered by lead"
+    );
+    Ok(())
 }
 
 fn writer_loop(mut w: Writer, rx: mpsc::Receiver<Job>) {

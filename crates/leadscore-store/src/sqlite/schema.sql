@@ -1,4 +1,4 @@
--- leadscore's SQLite schema, version 1. Times are microseconds since the Unix epoch.
+-- leadscore's SQLite schema, version 2 (version 1 kept events in ingest order). Times are microseconds since the Unix epoch.
 CREATE TABLE IF NOT EXISTS leads (
     id             TEXT PRIMARY KEY,
     first_name     TEXT,
@@ -32,16 +32,24 @@ CREATE INDEX IF NOT EXISTS leads_by_rank ON leads (rank DESC, id);
 CREATE INDEX IF NOT EXISTS leads_by_created ON leads (created_at DESC, id);
 CREATE INDEX IF NOT EXISTS leads_by_owner ON leads (owner);
 
+-- Events are stored clustered by lead (a WITHOUT ROWID table keyed by lead
+-- and ingest order): a lead's events sit together in one or two pages, so
+-- reading them (to score a lead, for the automation, for an as-of score) is
+-- one short range scan instead of a lookup per event all over the file.
 CREATE TABLE IF NOT EXISTS events (
-    seq         INTEGER PRIMARY KEY,  -- ingest order
-    id          TEXT NOT NULL UNIQUE,
     lead        TEXT NOT NULL REFERENCES leads (id) ON DELETE CASCADE,
+    seq         INTEGER NOT NULL,     -- ingest order (from event_seq)
+    id          TEXT NOT NULL UNIQUE,
     type        TEXT NOT NULL,
     occurred_at INTEGER NOT NULL,
     properties  TEXT,                 -- JSON object of strings
-    received_at INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_by_lead ON events (lead, seq);
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (lead, seq)
+) WITHOUT ROWID;
+
+-- The last event's seq: the next one stored gets the next number.
+CREATE TABLE IF NOT EXISTS event_seq (last INTEGER NOT NULL);
+INSERT INTO event_seq (last) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM event_seq);
 
 CREATE TABLE IF NOT EXISTS history (
     seq   INTEGER PRIMARY KEY,
@@ -118,4 +126,4 @@ CREATE TABLE IF NOT EXISTS predictive_models (
     active     INTEGER NOT NULL DEFAULT 0
 );
 
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;

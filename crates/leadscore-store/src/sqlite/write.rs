@@ -9,9 +9,7 @@ use rusqlite::{OptionalExtension, params};
 use super::{LEAD_DATA_SELECT, LEAD_SELECT, Writer, lead_from_row};
 use crate::leads::{Target, apply_patch, attributes_json, merge_new, rank, search_text};
 use crate::records::*;
-use crate::rescore::{
-    ActiveModel, CompactEvent, EventRow, FastMap, properties_json, score_json, worth_recording,
-};
+use crate::rescore::{ActiveModel, CompactEvent, EventRow, properties_json, score_json, worth_recording};
 use crate::{LEAD_COLUMNS, Result, StoreError, email_key, new_lead_id};
 
 /// Leads rescored per writer transaction while a model is activated, so
@@ -151,66 +149,60 @@ impl Writer {
     }
 
     /// Fills a cold cache (after a start) with every lead and its events in
-    /// two sequential scans: the events in the order they are stored, then
-    /// the leads. Reading the events of 10,000 leads at a time through the
-    /// events-by-lead index instead costs a table lookup per event, scattered
-    /// over the whole table (a rescoring of 200,000 leads with 5,000,000
-    /// events spent about 20 s on it). Skipped when the events would not fit
-    /// the cache's bound. Runs inside the writer's transaction, so the rows
-    /// and versions read are those the rescoring then writes over.
-    fn fill_cache(&mut self, leads: usize) -> Result<()> {
+    /// two sequential scans: the leads, then the events in the order they
+    /// are stored (by lead), walked together. Reading 10,000 leads at a
+    /// time instead looks each lead up through the id index (a page read
+    /// per lead, all over the table). Skipped when the events would not fit
+    /// the cache's bound. Runs inside the writer's transaction, so the rows and
+    /// versions read are those the rescoring then writes over.
+    fn fill_cache(&mut self) -> Result<()> {
         let stored: i64 = self
             .conn
-            .query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))?;
+            .query_row("SELECT last FROM event_seq", [], |r| r.get(0))?;
         if self.cache.events() + stored as usize > crate::rescore::MAX_CACHED_EVENTS {
             return Ok(());
         }
         let started = std::time::Instant::now();
-        // Every lead's events; each list starts at about the average length.
-        let per_lead = (stored as usize / leads.max(1)).clamp(4, 64);
-        let mut by_lead: FastMap<String, Vec<CompactEvent>> =
-            FastMap::with_capacity_and_hasher(leads, Default::default());
-        {
-            let mut stmt = self
-                .conn
-                .prepare(&format!("SELECT lead, {EVENT_SELECT} FROM events ORDER BY seq"))?;
-            let mut rows = stmt.query([])?;
-            while let Some(r) = rows.next()? {
-                let lead = text(r.get_ref(0)?)?;
-                let properties = match r.get_ref(2)? {
-                    rusqlite::types::ValueRef::Null => None,
-                    v => Some(text(v)?),
-                };
-                let event = self.cache.compact(EventRow {
-                    kind: text(r.get_ref(1)?)?,
-                    properties,
-                    at: Timestamp::from_micros(r.get(3)?),
-                    seq: r.get(4)?,
-                });
-                match by_lead.get_mut(lead) {
-                    Some(events) => events.push(event),
-                    None => {
-                        let mut events = Vec::with_capacity(per_lead);
-                        events.push(event);
-                        by_lead.insert(lead.to_owned(), events);
-                    }
-                }
-            }
-        }
-        let records: Vec<LeadRecord> = self
+        let mut records: Vec<LeadRecord> = self
             .conn
             .prepare(&format!("SELECT {LEAD_DATA_SELECT} FROM leads"))?
             .query_map([], lead_from_row)?
             .collect::<rusqlite::Result<_>>()?;
+        // In the events' order (SQLite compares text bytewise, as Rust does).
+        records.sort_unstable_by(|a, b| a.id().cmp(b.id()));
         let read = records.len();
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT lead, {EVENT_SELECT} FROM events ORDER BY lead, seq"
+        ))?;
+        let mut rows = stmt.query([])?;
+        let mut row = rows.next()?;
         for record in records {
-            if self.cache.current(record.id(), record.version).is_some() {
-                continue;
+            let mut events: Vec<CompactEvent> = Vec::new();
+            while let Some(r) = row {
+                let lead = text(r.get_ref(0)?)?;
+                if lead > record.id() {
+                    break;
+                }
+                // Events of a lead that is gone (none: the foreign key) are skipped.
+                if lead == record.id() {
+                    let properties = match r.get_ref(2)? {
+                        rusqlite::types::ValueRef::Null => None,
+                        v => Some(text(v)?),
+                    };
+                    events.push(self.cache.compact(EventRow {
+                        kind: text(r.get_ref(1)?)?,
+                        properties,
+                        at: Timestamp::from_micros(r.get(3)?),
+                        seq: r.get(4)?,
+                    }));
+                }
+                row = rows.next()?;
             }
-            let mut events = by_lead.remove(record.id()).unwrap_or_default();
-            events.shrink_to_fit();
-            let version = record.version;
-            self.cache.load_compact(record.lead, version, events);
+            if self.cache.current(record.id(), record.version).is_none() {
+                events.shrink_to_fit();
+                let version = record.version;
+                self.cache.load_compact(record.lead, version, events);
+            }
         }
         tracing::debug!(
             leads = read,
@@ -308,6 +300,11 @@ impl Writer {
         // cache entry was current before the inserts, and the new event ids.
         let mut leads: HashMap<&str, Option<Touched>> = HashMap::new();
         let mut order: Vec<&str> = Vec::new();
+        let first_seq: i64 = self
+            .conn
+            .prepare_cached("SELECT last FROM event_seq")?
+            .query_row([], |r| r.get(0))?;
+        let mut seq = first_seq;
         for e in events {
             if !leads.contains_key(e.lead.as_str()) {
                 let state = self.row_state(&e.lead)?.map(|s| {
@@ -324,12 +321,13 @@ impl Writer {
             let inserted = self
                 .conn
                 .prepare_cached(
-                    "INSERT INTO events (id, lead, type, occurred_at, properties, received_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING",
+                    "INSERT INTO events (lead, seq, id, type, occurred_at, properties, received_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING",
                 )?
                 .execute(params![
-                    e.id,
                     e.lead,
+                    seq + 1,
+                    e.id,
                     e.kind,
                     e.occurred_at.as_micros(),
                     props,
@@ -339,12 +337,12 @@ impl Writer {
                 statuses.push(IngestStatus::Duplicate);
                 continue;
             }
+            seq += 1;
             if ids.is_empty() {
                 order.push(&e.lead);
             }
             ids.push(e.id.clone());
             if *fresh {
-                let seq = self.conn.last_insert_rowid();
                 self.cache.push_event(
                     &e.lead,
                     EventRow {
@@ -356,6 +354,11 @@ impl Writer {
                 );
             }
             statuses.push(IngestStatus::Accepted);
+        }
+        if seq != first_seq {
+            self.conn
+                .prepare_cached("UPDATE event_seq SET last = ?1")?
+                .execute([seq])?;
         }
         for id in order {
             let Some(Some((state, fresh, ids))) = leads.remove(id) else {
@@ -548,7 +551,7 @@ impl Writer {
             rows.collect::<rusqlite::Result<Vec<_>>>()?
         };
         if self.cache.len() as u64 * 2 < total {
-            self.fill_cache(total as usize)?;
+            self.fill_cache()?;
         }
         let selected = started.elapsed();
         self.load_range(ids.iter().map(|(id, (version, ..), ..)| (id.as_str(), *version)))?;
