@@ -144,7 +144,7 @@ def start_server(db_url, env, config=None):
     extra = ["--config", config] if config else []
     proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--database-url", db_url, *extra],
                             stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.time() + 60
+    deadline = time.time() + 300  # a kept file of an older schema is upgraded first
     while time.time() < deadline:
         line = proc.stderr.readline()
         m = re.search(r"listening on http://([\d.]+):(\d+)", line) or re.search(r"address=([\d.]+):(\d+)", line)
