@@ -1153,6 +1153,27 @@ async fn a_version_1_sqlite_database_is_upgraded_with_every_event() {
     assert_eq!(events.last(), Some(&late));
     let stored = s.get_lead("U2").await.unwrap().unwrap().score.unwrap();
     assert_eq!(stored.score, recomputed(&*s, "U2", t0()).await.score);
+    // A rescoring right after the upgrade fills the cold cache from the new
+    // table (leads and events walked together) and scores every lead right.
+    let second = SPEC_MODEL
+        .replacen("name = \"b2b-default\"", "name = \"second\"", 1)
+        .replacen("points = 10", "points = 12", 1);
+    s.put_model("second", &second, t0()).await.unwrap();
+    let later = t("2026-11-02T00:00:00Z");
+    s.activate_model("second", later, false).await.unwrap();
+    assert_eq!(s.rescore_all(later, Arc::new(|_, _| {})).await.unwrap(), 3);
+    let engine = ScoringModel::from_toml(&second, "second").unwrap();
+    for id in ids {
+        let record = s.get_lead(id).await.unwrap().unwrap();
+        let events = s.lead_events(id).await.unwrap();
+        let fresh = engine.score(&record.lead, &events, later);
+        let stored = record.score.unwrap();
+        assert_eq!(
+            (stored.model.as_str(), stored.score),
+            ("second", fresh.score),
+            "{id}"
+        );
+    }
     drop(s);
 
     let conn = rusqlite::Connection::open(&file).unwrap();

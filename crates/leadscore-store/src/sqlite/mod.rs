@@ -320,7 +320,10 @@ fn checkpoint_loop(conn: &Connection, stop: &mpsc::Receiver<()>, wal: &WalLength
 /// Schema version 1 to 2: the events table, until then in ingest order
 /// with an index by lead, is rewritten clustered by lead (see schema.sql),
 /// and the last seq moves to `event_seq`. One transaction: an interrupted
-/// migration leaves version 1 as it was, and the next start does it again.
+/// migration leaves version 1 as it was, and the next start does it again;
+/// the version is read again inside it, so a file another process has just
+/// upgraded is left alone. (A process of an older leadscore still writing
+/// the file would fail every ingest afterwards: stop them all first.)
 /// It copies every event once (about half a minute for 5,000,000).
 fn migrate_events_by_lead(conn: &Connection, path: &Path) -> Result<()> {
     let started = std::time::Instant::now();
@@ -331,32 +334,45 @@ fn migrate_events_by_lead(conn: &Connection, path: &Path) -> Result<()> {
     // Not while the old table is dropped: its rows are all copied, and no
     // table refers to events.
     conn.execute_batch("PRAGMA foreign_keys = OFF")?;
-    let migrated = conn.execute_batch(
-        "BEGIN IMMEDIATE;
-         CREATE TABLE events_by_lead_v2 (
-             lead        TEXT NOT NULL REFERENCES leads (id) ON DELETE CASCADE,
-             seq         INTEGER NOT NULL,
-             id          TEXT NOT NULL UNIQUE,
-             type        TEXT NOT NULL,
-             occurred_at INTEGER NOT NULL,
-             properties  TEXT,
-             received_at INTEGER NOT NULL,
-             PRIMARY KEY (lead, seq)
-         ) WITHOUT ROWID;
-         INSERT INTO events_by_lead_v2 (lead, seq, id, type, occurred_at, properties, received_at)
-             SELECT lead, seq, id, type, occurred_at, properties, received_at FROM events ORDER BY lead, seq;
-         CREATE TABLE event_seq (last INTEGER NOT NULL);
-         INSERT INTO event_seq (last) SELECT coalesce(max(seq), 0) FROM events;
-         DROP TABLE events;
-         ALTER TABLE events_by_lead_v2 RENAME TO events;
-         PRAGMA user_version = 2;
-         COMMIT;",
-    );
+    let migrated = (|| -> rusqlite::Result<bool> {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        // Another process may have upgraded the file since it was looked at.
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version != 1 {
+            conn.execute_batch("COMMIT")?;
+            return Ok(false);
+        }
+        conn.execute_batch(
+            "CREATE TABLE events_by_lead_v2 (
+                 lead        TEXT NOT NULL REFERENCES leads (id) ON DELETE CASCADE,
+                 seq         INTEGER NOT NULL,
+                 id          TEXT NOT NULL UNIQUE,
+                 type        TEXT NOT NULL,
+                 occurred_at INTEGER NOT NULL,
+                 properties  TEXT,
+                 received_at INTEGER NOT NULL,
+                 PRIMARY KEY (lead, seq)
+             ) WITHOUT ROWID;
+             INSERT INTO events_by_lead_v2 (lead, seq, id, type, occurred_at, properties, received_at)
+                 SELECT lead, seq, id, type, occurred_at, properties, received_at FROM events ORDER BY lead, seq;
+             CREATE TABLE event_seq (last INTEGER NOT NULL);
+             INSERT INTO event_seq (last) SELECT coalesce(max(seq), 0) FROM events;
+             DROP TABLE events;
+             ALTER TABLE events_by_lead_v2 RENAME TO events;
+             PRAGMA user_version = 2;
+             COMMIT;",
+        )?;
+        Ok(true)
+    })();
     if migrated.is_err() {
         let _ = conn.execute_batch("ROLLBACK");
     }
     conn.execute_batch("PRAGMA foreign_keys = ON")?;
-    migrated.map_err(|e| StoreError::Database(format!("cannot upgrade {}: {e}", path.display())))?;
+    let migrated =
+        migrated.map_err(|e| StoreError::Database(format!("cannot upgrade {}: {e}", path.display())))?;
+    if !migrated {
+        return Ok(());
+    }
     tracing::info!(
         seconds = started.elapsed().as_secs_f64(),
         "upgraded the database: events are clustered by lead"

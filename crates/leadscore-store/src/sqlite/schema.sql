@@ -33,7 +33,7 @@ CREATE INDEX IF NOT EXISTS leads_by_created ON leads (created_at DESC, id);
 CREATE INDEX IF NOT EXISTS leads_by_owner ON leads (owner);
 
 -- Events are stored clustered by lead (a WITHOUT ROWID table keyed by lead
--- and ingest order): a lead's events sit together in one or two pages, so
+-- and ingest order): a lead's events sit together on neighbouring pages, so
 -- reading them (to score a lead, for the automation, for an as-of score) is
 -- one short range scan instead of a lookup per event all over the file.
 CREATE TABLE IF NOT EXISTS events (

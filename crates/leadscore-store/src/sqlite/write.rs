@@ -101,8 +101,8 @@ impl Writer {
 
     /// Makes the cache entries of a run of leads (`(id, version)`, ascending
     /// ids) current. When many are missing, the leads and their events are
-    /// read with one range query each (the lead table and the events-by-lead
-    /// index in order) instead of two lookups per lead.
+    /// read with one range query each (the lead table's id index and the
+    /// events table, both in id order) instead of two lookups per lead.
     fn load_range<'a>(&mut self, leads: impl Iterator<Item = (&'a str, i64)>) -> Result<()> {
         let missing: Vec<(&str, i64)> = leads
             .filter(|(id, version)| self.cache.current(id, *version).is_none())
