@@ -29,6 +29,9 @@ use crate::workflow::{LogEntry, Task, TaskQuery, WorkflowRecord, WorkflowSave};
 use crate::{Progress, Result, Store, StoreError};
 
 const SCHEMA: &str = include_str!("schema.sql");
+/// The events table and its seq counter (run with [`SCHEMA`], and by the
+/// upgrade from version 1).
+const EVENTS_SCHEMA: &str = include_str!("events.sql");
 /// The `user_version` that [`SCHEMA`] sets.
 const SCHEMA_VERSION: i64 = 2;
 const READERS: usize = 4;
@@ -153,7 +156,7 @@ impl SqliteStore {
             migrate_events_by_lead(&conn, path)?;
         }
         conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {SCHEMA} {} {} COMMIT;",
+            "BEGIN IMMEDIATE; {SCHEMA} {EVENTS_SCHEMA} {} {} COMMIT;",
             crate::automation::SCHEMA,
             crate::accounts::SCHEMA
         ))?;
@@ -318,7 +321,7 @@ fn checkpoint_loop(conn: &Connection, stop: &mpsc::Receiver<()>, wal: &WalLength
 }
 
 /// Schema version 1 to 2: the events table, until then in ingest order
-/// with an index by lead, is rewritten clustered by lead (see schema.sql),
+/// with an index by lead, is rewritten clustered by lead (see events.sql),
 /// and the last seq moves to `event_seq`. One transaction: an interrupted
 /// migration leaves version 1 as it was, and the next start does it again;
 /// the version is read again inside it, so a file another process has just
@@ -331,8 +334,8 @@ fn migrate_events_by_lead(conn: &Connection, path: &Path) -> Result<()> {
         file = %path.display(),
         "upgrading the database: storing events clustered by lead (once; it can take a minute)"
     );
-    // Not while the old table is dropped: its rows are all copied, and no
-    // table refers to events.
+    // Not while the old table is renamed and dropped: its rows are all
+    // copied, and no table refers to events.
     conn.execute_batch("PRAGMA foreign_keys = OFF")?;
     let migrated = (|| -> rusqlite::Result<bool> {
         conn.execute_batch("BEGIN IMMEDIATE")?;
@@ -342,26 +345,17 @@ fn migrate_events_by_lead(conn: &Connection, path: &Path) -> Result<()> {
             conn.execute_batch("COMMIT")?;
             return Ok(false);
         }
-        conn.execute_batch(
-            "CREATE TABLE events_by_lead_v2 (
-                 lead        TEXT NOT NULL REFERENCES leads (id) ON DELETE CASCADE,
-                 seq         INTEGER NOT NULL,
-                 id          TEXT NOT NULL UNIQUE,
-                 type        TEXT NOT NULL,
-                 occurred_at INTEGER NOT NULL,
-                 properties  TEXT,
-                 received_at INTEGER NOT NULL,
-                 PRIMARY KEY (lead, seq)
-             ) WITHOUT ROWID;
-             INSERT INTO events_by_lead_v2 (lead, seq, id, type, occurred_at, properties, received_at)
-                 SELECT lead, seq, id, type, occurred_at, properties, received_at FROM events ORDER BY lead, seq;
-             CREATE TABLE event_seq (last INTEGER NOT NULL);
-             INSERT INTO event_seq (last) SELECT coalesce(max(seq), 0) FROM events;
-             DROP TABLE events;
-             ALTER TABLE events_by_lead_v2 RENAME TO events;
+        conn.execute_batch(&format!(
+            "ALTER TABLE events RENAME TO events_v1;
+             {EVENTS_SCHEMA}
+             INSERT INTO events (lead, seq, id, type, occurred_at, properties, received_at)
+                 SELECT lead, seq, id, type, occurred_at, properties, received_at FROM events_v1
+                 ORDER BY lead, seq;
+             UPDATE event_seq SET last = (SELECT coalesce(max(seq), 0) FROM events_v1);
+             DROP TABLE events_v1;
              PRAGMA user_version = 2;
-             COMMIT;",
-        )?;
+             COMMIT;"
+        ))?;
         Ok(true)
     })();
     if migrated.is_err() {
