@@ -2,7 +2,7 @@
 """Service benchmark: `leadscore serve` loaded over HTTP on loopback.
 
 usage: bench/serve_bench.py [--database-url URL | --db FILE] [--data DIR] [--events N] [--clients N]
-                            [--single-seconds S] [--skip-single] [--config FILE]
+                            [--single-seconds S] [--skip-single] [--steady-rate R] [--config FILE]
                             [--reuse [--activations N]]
 
 With the data of ../shared/bench/bench_gen.py (200,000 leads, 5,000,000 events;
@@ -12,7 +12,14 @@ generated if missing) it measures, against a fresh database:
 2. batched ingest: POST /events/batch with 1,000 events a request from
    --clients concurrent connections: durable events per second;
 3. single-event POSTs from `wrk` (64 connections, a Lua script giving every
-   request a new event id): requests per second and latency percentiles;
+   request a new event id): the most requests per second the server takes
+   with 64 requests always in flight, and their latency percentiles (by
+   Little's law their mean is 64 / rate, whatever the server does);
+3b. single-event POSTs at a steady --steady-rate a second (5,000 by default)
+   from up to 64 connections, for as long as step 3, by the harness
+   crates/leadscore-server/benches/steady_load.rs: the latency percentiles at
+   that load, each request timed from when it was due, so that time spent
+   queued behind a slow answer counts;
 4. activating a second model: seconds until every lead is rescored (polling
    GET /models/{name}), beside DuckDB's query time on the same files;
 5. the server's peak memory (VmHWM) throughout.
@@ -24,7 +31,8 @@ half as much as the rates do (about 10 % between runs of one build), so it is
 the figure to compare two builds by.
 
 Needs a release build (cargo build --release) and, for step 3, wrk
-(apt-get install wrk). The database is created fresh: a temporary SQLite
+(apt-get install wrk); step 3b's harness is built with cargo when the
+benchmark starts. The database is created fresh: a temporary SQLite
 file by default, the SQLite file --db names (kept afterwards), or the
 PostgreSQL URL given (its tables are dropped first).
 
@@ -183,6 +191,7 @@ def main():
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--single-seconds", type=int, default=20)
     ap.add_argument("--skip-single", action="store_true")
+    ap.add_argument("--steady-rate", type=int, default=5000)
     ap.add_argument("--db", help="the SQLite file to use, kept afterwards")
     ap.add_argument("--reuse", action="store_true")
     ap.add_argument("--activations", type=int, default=1)
@@ -194,6 +203,7 @@ def main():
     if not os.path.exists(os.path.join(d, "events.jsonl")):
         subprocess.run([sys.executable, os.path.join(SHARED, "bench_gen.py"), d, "200000", "5000000"], check=True)
 
+    steady = None if args.skip_single else steady_harness()
     tmp = tempfile.mkdtemp(prefix="lsbench-")
     env = dict(os.environ, LEADSCORE_LOG="warn")
     if args.reuse and not (args.db or args.database_url):
@@ -302,6 +312,22 @@ def main():
                 requests = re.search(r"(\d+) requests in", w.stdout)
                 cpu_per_event(proc.pid, cpu, int(requests.group(1)) if requests else 0, results, "single")
 
+        # 3b. single events at a steady rate
+        if steady:
+            cpu = thread_cpu(proc.pid)
+            s = subprocess.run([steady, "--url", f"http://127.0.0.1:{port}/api/v1/events", "--token", token,
+                                "--rate", str(args.steady_rate), "--seconds", str(args.single_seconds),
+                                "--connections", "64", "--leads", str(len(lines))],
+                               capture_output=True, text=True, check=True)
+            r = json.loads(s.stdout)
+            results["steady"] = r
+            print(f"steady {r['rate_asked_per_s']:,.0f}/s: answered {r['answered_per_s']:,.0f}/s, "
+                  f"p50 {r['p50_ms']:.2f} ms, p90 {r['p90_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
+                  f"p99.9 {r['p999_ms']:.2f} ms, max {r['max_ms']:.1f} ms; "
+                  f"{r['other_status']} not 2xx, {r['failed']} failed", file=sys.stderr)
+            evaluated = automation_caught_up(port, results, "steady", evaluated)
+            cpu_per_event(proc.pid, cpu, r["ok"], results, "steady")
+
         # 4. activation of a second model (with --reuse: of new ones, a point apart in turn)
         if args.reuse:
             for i in range(args.activations):
@@ -320,6 +346,20 @@ def main():
                           capture_output=True, text=True, check=True)
     results["duckdb_query_s"] = float(duck.stdout.strip())
     print(json.dumps(results, indent=2))
+
+
+def steady_harness():
+    """Builds the steady-rate harness (release settings) and returns its path."""
+    out = subprocess.run(["cargo", "bench", "-p", "leadscore-server", "--bench", "steady_load", "--no-run",
+                          "--message-format=json"], cwd=ROOT, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"cannot build the steady-rate harness:\n{out.stderr[-2000:]}")
+    for line in out.stdout.splitlines():
+        msg = json.loads(line)
+        if msg.get("reason") == "compiler-artifact" and msg.get("target", {}).get("name") == "steady_load" \
+                and msg.get("executable"):
+            return msg["executable"]
+    sys.exit("cargo built no steady_load executable")
 
 
 def import_psql_reset(url):
