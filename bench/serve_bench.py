@@ -11,8 +11,9 @@ generated if missing) it measures, against a fresh database:
 1. importing the leads (POST /leads/import, CSV in chunks);
 2. batched ingest: POST /events/batch with 1,000 events a request from
    --clients concurrent connections: durable events per second;
-3. single-event POSTs from `wrk` (64 connections, a Lua script giving every
-   request a new event id): the most requests per second the server takes
+3. single-event POSTs from `wrk` (64 connections, two threads, a Lua script
+   giving every request a new event, checked against the server's count of
+   repeated events): the most requests per second the server takes
    with 64 requests always in flight, and their latency percentiles (by
    Little's law their mean is 64 / rate, whatever the server does);
 3b. single-event POSTs at a steady --steady-rate a second (5,000 by default)
@@ -124,14 +125,31 @@ def cpu_per_event(pid, before, events, results, phase):
           + ", ".join(f"{g} {v:.0f}" for g, v in per.items()) + ")", file=sys.stderr)
 
 
-def metric(port, name):
-    """A metric's value from /metrics (0 when absent)."""
+def metric(port, name, labels=""):
+    """A metric's value from /metrics (0 when absent); `labels` (such as
+    'status="duplicate"') picks one series of a family."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     conn.request("GET", "/metrics")
     text = conn.getresponse().read().decode()
     conn.close()
-    m = re.search(rf"^leadscore_{name}(?:_total)?(?:{{[^}}]*}})? ([\d.e+-]+)$", text, re.M)
+    series = rf"{{[^}}]*{re.escape(labels)}[^}}]*}}" if labels else rf"(?:{{[^}}]*}})?"
+    m = re.search(rf"^leadscore_{name}(?:_total)?{series} ([\d.e+-]+)$", text, re.M)
     return float(m.group(1)) if m else 0.0
+
+
+def new_events(port, since, results, phase):
+    """Records how many events the server stored as new and as repeats since
+    `since` (a pair from an earlier call, or None); returns the current pair.
+    A load generator whose requests repeat events would look faster than it
+    is (a repeat is answered without any work): the single-POST steps check
+    that none do."""
+    now = (metric(port, "events_ingested", 'status="accepted"'), metric(port, "events_ingested", 'status="duplicate"'))
+    if since is not None:
+        results[f"{phase}_new_events"] = now[0] - since[0]
+        results[f"{phase}_repeated_events"] = now[1] - since[1]
+        print(f"  events stored as new: {now[0] - since[0]:,.0f}; repeats of earlier events: {now[1] - since[1]:,.0f}",
+              file=sys.stderr)
+    return now
 
 
 def automation_caught_up(port, results, phase, since):
@@ -297,6 +315,7 @@ def main():
                     # Events for the imported leads only (L0 .. L<n-1>, as bench_gen.py names them).
                     f.write(WRK_LUA.replace("TOKEN", token).replace("LAST_LEAD", str(len(lines) - 1)))
                 cpu = thread_cpu(proc.pid)
+                counts = new_events(port, None, results, "single")
                 w = subprocess.run(["wrk", "-t2", "-c64", f"-d{args.single_seconds}s", "--latency", "-s", lua,
                                     f"http://127.0.0.1:{port}/api/v1/events"], capture_output=True, text=True)
                 print(w.stdout, file=sys.stderr)
@@ -308,6 +327,7 @@ def main():
                     scale = {"us": 0.001, "ms": 1, "s": 1000}[p99.group(2)]
                     results["single_p99_ms"] = float(p99.group(1)) * scale
                 results["single_non_2xx"] = int(non2xx.group(1)) if non2xx else 0
+                new_events(port, counts, results, "single")
                 evaluated = automation_caught_up(port, results, "single", evaluated)
                 requests = re.search(r"(\d+) requests in", w.stdout)
                 cpu_per_event(proc.pid, cpu, int(requests.group(1)) if requests else 0, results, "single")
@@ -315,12 +335,14 @@ def main():
         # 3b. single events at a steady rate
         if steady:
             cpu = thread_cpu(proc.pid)
+            counts = new_events(port, None, results, "steady")
             s = subprocess.run([steady, "--url", f"http://127.0.0.1:{port}/api/v1/events", "--token", token,
                                 "--rate", str(args.steady_rate), "--seconds", str(args.single_seconds),
                                 "--connections", "64", "--leads", str(len(lines))],
                                capture_output=True, text=True, check=True)
             r = json.loads(s.stdout)
             results["steady"] = r
+            new_events(port, counts, results, "steady")
             print(f"steady {r['rate_asked_per_s']:,.0f}/s: answered {r['answered_per_s']:,.0f}/s, "
                   f"p50 {r['p50_ms']:.2f} ms, p90 {r['p90_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
                   f"p99.9 {r['p999_ms']:.2f} ms, max {r['max_ms']:.1f} ms; "
@@ -368,13 +390,27 @@ def import_psql_reset(url):
 
 
 WRK_LUA = """
+-- wrk gives every thread its own Lua state, loaded from this script: a seed
+-- taken at load time (os.time()) is the same in every thread, and so would
+-- be each thread's events (ids and leads): half the requests would repeat an
+-- event another thread had just sent. setup() numbers the threads, and each
+-- thread seeds and names its events with its number.
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("thread_no", threads)
+end
+
 counter = 0
-math.randomseed(os.time())
-local run = tostring(math.random(1, 1000000000))
+function init(args)
+  math.randomseed(os.time() * 1000 + thread_no)
+  run = tostring(math.random(1, 1000000000)) .. "t" .. tostring(thread_no)
+end
+
 request = function()
   counter = counter + 1
   local lead = "L" .. tostring(math.random(0, LAST_LEAD))
-  local body = '{"id":"w' .. run .. '-' .. tostring(counter) .. '-' .. tostring(math.random(1, 1000000000)) ..
+  local body = '{"id":"w' .. run .. '-' .. tostring(counter) ..
     '","lead":"' .. lead .. '","type":"email_clicked","occurred_at":"2026-10-30T10:00:00Z"}'
   return wrk.format("POST", nil, {["Authorization"] = "Bearer TOKEN", ["Content-Type"] = "application/json"}, body)
 end
