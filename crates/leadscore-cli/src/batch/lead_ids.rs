@@ -138,10 +138,25 @@ impl LeadIds {
         self.slots[i] = key.slot(index);
     }
 
+    /// Makes room for `more` ids of about `text_per_id` bytes each, so that
+    /// they go in without the table growing (and rehashing) on the way.
+    pub fn reserve(&mut self, more: usize, text_per_id: usize) {
+        let ids = self.ends.len() + more;
+        self.ends.reserve(more);
+        self.text.reserve(more.saturating_mul(text_per_id));
+        let size = (ids * 5 / 4 + 1).next_power_of_two().max(16);
+        if size > self.slots.len() {
+            self.rehash(size);
+        }
+    }
+
     /// Doubles the table (rehashing the ids' text: growth is rare and the
     /// slots stay small).
     fn grow(&mut self) {
-        let size = (self.slots.len() * 2).max(16);
+        self.rehash((self.slots.len() * 2).max(16));
+    }
+
+    fn rehash(&mut self, size: usize) {
         self.slots = vec![Slot::default(); size];
         for i in 0..self.ends.len() as u32 {
             let key = LeadKey::of(self.get(i));
@@ -166,5 +181,23 @@ mod tests {
         assert_eq!(ids.get(9_999), "L9999");
         assert_eq!(ids.find("L10000"), None);
         assert_eq!(ids.find(""), None);
+    }
+
+    #[test]
+    fn reserving_keeps_what_is_there_and_fits_more_without_growing() {
+        let mut ids = LeadIds::default();
+        for i in 0..100 {
+            ids.insert(&format!("L{i}"));
+        }
+        ids.reserve(10_000, 6);
+        let slots = ids.slots.len();
+        assert!(slots * 4 >= 10_100 * 5, "{slots} slots");
+        for i in 0..10_100 {
+            ids.insert(&format!("L{i}"));
+        }
+        assert_eq!(ids.slots.len(), slots, "no growth after reserving");
+        assert_eq!(ids.len(), 10_100);
+        assert_eq!(ids.find("L42"), Some(42));
+        assert_eq!(ids.find("L10099"), Some(10_099));
     }
 }

@@ -1,14 +1,14 @@
 //! LEADS.csv -> the leads' ids and fit outcomes.
 //!
-//! Rows are read in order (so repeated ids and line numbers are exact), then
-//! turned into leads and evaluated against the fit rules in parallel batches.
+//! Rows are read in order (so repeated ids and line numbers are exact), in
+//! batches of reused records, and evaluated against the fit rules on the
+//! reading thread itself, while the events are parsed on the other cores.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
 
 use anyhow::{Context, Result, bail};
 use leadscore_core::{FitOutcome, LeadData, ScoringModel, StdField};
-use rayon::prelude::*;
 
 use super::bad_rows::{BadKind, BadRow, BadRows};
 use super::lead_ids::LeadIds;
@@ -57,9 +57,12 @@ impl LeadData for Row<'_> {
 
 const BATCH: usize = 8192;
 
+/// Reads the leads; `size_hint` (the file's length, when known) lets the
+/// tables be sized once for all the rows.
 pub fn read_leads(
     model: &ScoringModel,
     input: impl Read,
+    size_hint: Option<u64>,
     file: &str,
     bad: &mut BadRows,
     strict: bool,
@@ -76,7 +79,7 @@ pub fn read_leads(
 
     let mut table = LeadTable::default();
     // Records are read into a reused batch (no allocation per row), then
-    // evaluated in parallel, then their ids indexed in file order.
+    // evaluated, then their ids indexed in file order.
     let mut batch: Vec<csv::StringRecord> = (0..BATCH).map(|_| csv::StringRecord::new()).collect();
     let mut lines = vec![0u64; BATCH];
     let mut eof = false;
@@ -121,14 +124,32 @@ pub fn read_leads(
             n += 1;
         }
         if first {
+            if let Some(size) = size_hint
+                && n > 0
+            {
+                // Estimated from the first batch's bytes per row (a little over).
+                let bytes = rdr.position().byte().max(1);
+                let rows = (size.saturating_mul(n as u64) / bytes) as usize + n;
+                let id_bytes: usize = batch[..n]
+                    .iter()
+                    .map(|rec| Row { rec, cols: &cols }.id().len())
+                    .sum();
+                table.ids.reserve(rows, id_bytes / n + 1);
+                table.fits.reserve(rows);
+            }
             // The checks' data (phone metadata above all) is loading on a
             // warm-up thread. Wait for it here rather than in the shared
             // pool, where the waiting would stall the events' parsing too.
             leadscore_core::checks::warm_up(model.checks_phones());
             first = false;
         }
+        // Evaluated here, not in the shared pool: there the batch would
+        // queue behind the events' pieces and hold this thread up, and every
+        // event parsed before the leads are in must wait, in memory, to be
+        // matched (see `events_jsonl`). On its own thread the work gets its
+        // fair share of the cores and the leads are in sooner.
         let fits: Vec<Option<FitOutcome>> = batch[..n]
-            .par_iter()
+            .iter()
             .map(|rec| {
                 let row = Row { rec, cols: &cols };
                 row.get(StdField::Id).is_some().then(|| model.evaluate_fit(&row))

@@ -55,8 +55,9 @@ pub fn score_files(model: &ScoringModel, inputs: &Inputs) -> Result<Scored> {
     let (table, bad, hits, duplicates) = std::thread::scope(|s| -> Result<_> {
         let job = s.spawn(|| {
             let mut bad = BadRows::default();
+            let size = leads_file.metadata().ok().map(|m| m.len());
             let input = std::io::BufReader::with_capacity(1 << 20, leads_file);
-            let table = leads_csv::read_leads(model, input, inputs.leads, &mut bad, inputs.strict)?;
+            let table = leads_csv::read_leads(model, input, size, inputs.leads, &mut bad, inputs.strict)?;
             timer.mark("leads read and fit evaluated");
             Ok((table, bad))
         });
