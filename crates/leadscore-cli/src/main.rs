@@ -233,7 +233,9 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 Format::Jsonl
             });
-            let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+            // JSON lines are written in parts of hundreds of KiB, larger than
+            // this buffer, so they go straight to the output without a copy.
+            let mut out = std::io::BufWriter::with_capacity(64 << 10, stdout.lock());
             output::write(&model, &scored, format, &mut out)?;
             out.flush()?;
             timer.mark("output written");

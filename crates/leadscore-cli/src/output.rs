@@ -124,6 +124,23 @@ impl JsonlParts {
     }
 }
 
+impl JsonlParts {
+    /// A little over the length of the row [`jsonl_row`] writes.
+    fn row_size(&self, lead: &str, s: &Score) -> usize {
+        // The fixed text, the numbers, band, grade and mql take under 120
+        // bytes; an entry adds its spelled-out start, a number and a count.
+        let entries: usize = s
+            .breakdown
+            .iter()
+            .map(|c| match c.kind {
+                RuleKind::Fit => self.fit[c.index].len(),
+                RuleKind::Behavior => self.behavior[c.index].len(),
+            })
+            .sum();
+        120 + lead.len() + self.bands[s.band].len() + entries + 32 * s.breakdown.len()
+    }
+}
+
 fn jsonl_row(out: &mut String, parts: &JsonlParts, lead: &str, s: &Score) {
     out.push_str("{\"lead\":");
     json_str(out, lead);
@@ -197,10 +214,18 @@ pub fn write(model: &ScoringModel, scored: &Scored, format: Format, out: &mut dy
                         // order): fetch them in one tight loop first, so the
                         // cache misses overlap instead of one per row.
                         let ids: Vec<&str> = chunk.iter().map(|(i, _)| scored.ids.get(*i)).collect();
-                        let mut buf = String::with_capacity(chunk.len() * 320);
+                        // Sized for the rows, so that the buffer is not
+                        // copied as it grows (and not much more).
+                        let size: usize = chunk
+                            .iter()
+                            .zip(&ids)
+                            .map(|((_, s), id)| parts.row_size(id, s))
+                            .sum();
+                        let mut buf = String::with_capacity(size);
                         for ((_, s), id) in chunk.iter().zip(ids) {
                             jsonl_row(&mut buf, &parts, id, s);
                         }
+                        debug_assert!(buf.len() <= size, "row_size is a bound: {} > {size}", buf.len());
                         buf
                     })
                     .collect()
