@@ -70,6 +70,15 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// See [`Store::lead_bundle`]. Leads that are missing are left out of each map.
+#[derive(Debug, Default)]
+pub struct LeadBundle {
+    pub active: Option<ActiveSet>,
+    pub records: HashMap<String, LeadRecord>,
+    pub events: HashMap<String, Vec<Event>>,
+    pub workflows: HashMap<String, WorkflowRecord>,
+}
+
 /// Progress callback for long jobs: (done, total).
 pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
 
@@ -143,6 +152,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The workflows of these leads; leads without one are left out (they
     /// are new and unrated).
     async fn workflows(&self, ids: &[String]) -> Result<HashMap<String, WorkflowRecord>>;
+
+    /// What automation reads of these leads before it decides about them,
+    /// as one read where the database allows it (on SQLite one read
+    /// transaction on one read connection, rather than four).
+    async fn lead_bundle(&self, ids: &[String]) -> Result<LeadBundle> {
+        Ok(LeadBundle {
+            active: self.active_model().await?,
+            records: self.get_leads(ids).await?,
+            events: self.leads_events(ids).await?,
+            workflows: self.workflows(ids).await?,
+        })
+    }
 
     /// Stores a lead's workflow if its revision is still `rev` (0: none
     /// stored yet), with its log lines and new tasks, all in one

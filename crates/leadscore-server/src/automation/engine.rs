@@ -344,10 +344,13 @@ impl Engine {
         let store = &self.state.store;
         let rules = self.rules();
         let settings = &rules.settings;
-        let active = store.active_model().await?;
-        let mut records = store.get_leads(ids).await?;
+        let leadscore_store::LeadBundle {
+            active,
+            mut records,
+            mut events,
+            mut workflows,
+        } = store.lead_bundle(ids).await?;
         let present = still_there(ids, &records);
-        let mut events = store.leads_events(&present).await?;
 
         // Scores that age: the score as of now, stored if it moved since it
         // was stored; and the next moment the band or MQL will change.
@@ -404,7 +407,6 @@ impl Engine {
         }
 
         let present = still_there(ids, &records);
-        let mut workflows = store.workflows(&present).await?;
         let mut states = store.automation().states(&present).await?;
         Ok(present
             .into_iter()

@@ -713,6 +713,20 @@ impl Store for SqliteStore {
         self.read(move |c| workflow::workflows(c, &ids)).await
     }
 
+    async fn lead_bundle(&self, ids: &[String]) -> Result<crate::LeadBundle> {
+        let ids = ids.to_vec();
+        let models = self.models.clone();
+        self.read(move |c| {
+            Ok(crate::LeadBundle {
+                active: read::active_model(c, &models)?,
+                records: read::leads(c, &ids)?,
+                events: read::leads_events(c, &ids)?,
+                workflows: workflow::workflows(c, &ids)?,
+            })
+        })
+        .await
+    }
+
     async fn save_workflow(&self, lead: &str, rev: i64, wf: &Workflow, save: WorkflowSave) -> Result<bool> {
         let (lead, wf) = (lead.to_owned(), wf.clone());
         self.write(move |w| workflow::save_workflow(&w.conn, &lead, rev, &wf, &save))
