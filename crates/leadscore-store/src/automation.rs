@@ -456,6 +456,30 @@ const STATE_SELECT: &str = "SELECT lead, rev, lead_version, workflow_rev, next_a
 const DELIVERY_SELECT: &str = "SELECT id, webhook, lead, type, occurred_at, state, attempts, next_at, \
      delivered_at, last_status, last_error FROM deliveries";
 
+fn id_list(postgres: bool) -> &'static str {
+    if postgres {
+        "SELECT json_array_elements_text(CAST(CAST($1 AS TEXT) AS JSON))"
+    } else {
+        "SELECT value FROM json_each($1)"
+    }
+}
+
+/// The statement (and its argument) that reads the stored states of these
+/// leads. The ids go as one JSON array, so the statement is the same
+/// whatever their number (and stays prepared).
+pub(crate) fn states_query(postgres: bool, ids: &[String]) -> (String, Vec<Val>) {
+    let sql = format!("{STATE_SELECT} WHERE lead IN ({})", id_list(postgres));
+    let ids = serde_json::to_string(ids).expect("strings serialize");
+    (sql, vec![ids.into()])
+}
+
+/// The rows of [`states_query`], by lead.
+pub(crate) fn states_from(rows: Rows) -> Result<HashMap<String, AutomationRecord>> {
+    rows.iter()
+        .map(|r| Ok((text(&r[0])?, record_from(&r[1..])?)))
+        .collect()
+}
+
 impl Automation {
     pub(crate) fn new(sql: Arc<dyn SqlRunner>) -> Automation {
         Automation { sql }
@@ -467,25 +491,13 @@ impl Automation {
 
     /// A query of the ids in a JSON array given as `$1`.
     fn id_list(&self) -> &'static str {
-        if self.sql.postgres() {
-            "SELECT json_array_elements_text(CAST(CAST($1 AS TEXT) AS JSON))"
-        } else {
-            "SELECT value FROM json_each($1)"
-        }
+        id_list(self.sql.postgres())
     }
 
     /// The stored states of these leads (leads without one are left out).
-    /// The ids go as one JSON array, so the statement is the same whatever
-    /// their number (and stays prepared).
     pub async fn states(&self, ids: &[String]) -> Result<HashMap<String, AutomationRecord>> {
-        let list = self.id_list();
-        let sql = format!("{STATE_SELECT} WHERE lead IN ({list})");
-        let ids = serde_json::to_string(ids).expect("strings serialize");
-        let mut out = HashMap::new();
-        for r in self.rows(&sql, vec![ids.into()]).await? {
-            out.insert(text(&r[0])?, record_from(&r[1..])?);
-        }
-        Ok(out)
+        let (sql, args) = states_query(self.sql.postgres(), ids);
+        states_from(self.rows(&sql, args).await?)
     }
 
     /// Saves one evaluation's results (see [`AutomationSave`]).

@@ -77,6 +77,8 @@ pub struct LeadBundle {
     pub records: HashMap<String, LeadRecord>,
     pub events: HashMap<String, Vec<Event>>,
     pub workflows: HashMap<String, WorkflowRecord>,
+    /// Automation's stored state of each lead (see [`automation`]).
+    pub states: HashMap<String, automation::AutomationRecord>,
 }
 
 /// Progress callback for long jobs: (done, total).
@@ -155,13 +157,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// What automation reads of these leads before it decides about them,
     /// as one read where the database allows it (on SQLite one read
-    /// transaction on one read connection, rather than four).
+    /// transaction on one read connection, rather than five).
     async fn lead_bundle(&self, ids: &[String]) -> Result<LeadBundle> {
         Ok(LeadBundle {
             active: self.active_model().await?,
             records: self.get_leads(ids).await?,
             events: self.leads_events(ids).await?,
             workflows: self.workflows(ids).await?,
+            states: self.automation().states(ids).await?,
         })
     }
 

@@ -349,6 +349,7 @@ impl Engine {
             mut records,
             mut events,
             mut workflows,
+            mut states,
         } = store.lead_bundle(ids).await?;
         let present = still_there(ids, &records);
 
@@ -407,7 +408,6 @@ impl Engine {
         }
 
         let present = still_there(ids, &records);
-        let mut states = store.automation().states(&present).await?;
         Ok(present
             .into_iter()
             .filter_map(|id| {

@@ -32,7 +32,7 @@ fn read_row(r: &rusqlite::Row, n: usize) -> rusqlite::Result<Vec<Val>> {
         .collect()
 }
 
-fn query(c: &rusqlite::Connection, sql: &str, args: Vec<Val>) -> Result<Rows> {
+pub(super) fn query(c: &rusqlite::Connection, sql: &str, args: Vec<Val>) -> Result<Rows> {
     let mut stmt = c.prepare_cached(&for_sqlite(sql))?;
     let n = stmt.column_count();
     let rows = stmt

@@ -722,6 +722,10 @@ impl Store for SqliteStore {
                 records: read::leads(c, &ids)?,
                 events: read::leads_events(c, &ids)?,
                 workflows: workflow::workflows(c, &ids)?,
+                states: {
+                    let (sql, args) = crate::automation::states_query(false, &ids);
+                    crate::automation::states_from(automation::query(c, &sql, args)?)?
+                },
             })
         })
         .await
