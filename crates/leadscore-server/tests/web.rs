@@ -31,8 +31,24 @@ struct Browser {
 }
 
 impl Drop for Browser {
+    /// Ends the session before stopping chromedriver: chromedriver closes
+    /// Chromium when its session ends, but killed alone it leaves Chromium
+    /// running after the tests. A plain request, as `drop` cannot await.
     fn drop(&mut self) {
+        use std::io::{Read, Write};
+        if let Some((host, path)) = self.url.strip_prefix("http://").and_then(|r| r.split_once('/'))
+            && let Ok(mut conn) = std::net::TcpStream::connect(host)
+        {
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+            let request = format!(
+                "DELETE /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            if conn.write_all(request.as_bytes()).is_ok() {
+                let _ = conn.read_to_end(&mut Vec::new());
+            }
+        }
         let _ = self.driver.kill();
+        let _ = self.driver.wait();
     }
 }
 
