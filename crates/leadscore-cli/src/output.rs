@@ -122,9 +122,7 @@ impl JsonlParts {
                 .collect(),
         }
     }
-}
 
-impl JsonlParts {
     /// A little over the length of the row [`jsonl_row`] writes.
     fn row_size(&self, lead: &str, s: &Score) -> usize {
         // The fixed text, the numbers, band, grade and mql take under 120
