@@ -1,7 +1,7 @@
 //! The storage contract: every test runs on SQLite (a fresh file) and, when
 //! `DATABASE_URL` is set, on PostgreSQL (a fresh schema per test).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use leadscore_core::{Event, Lead, ScoringModel, StdField, Timestamp};
@@ -910,6 +910,34 @@ async fn bulk_reads_and_saves_act_as_one_lead_at_a_time() {
         saved.sort();
         assert_eq!(saved, ["B1", "B4"], "{backend}");
         assert_eq!(states["B4"].doc, serde_json::json!({"lead": "B4"}));
+        // Automation's bundle holds what the reads one by one give.
+        let bundle = s.lead_bundle(&asked).await.unwrap();
+        assert!(bundle.active.is_some(), "{backend}: the active model");
+        let mut got: Vec<&String> = bundle.records.keys().collect();
+        got.sort();
+        assert_eq!(got, ids, "{backend}: the missing lead is left out");
+        for id in ids {
+            assert_eq!(bundle.records[id].version, leads[id].version, "{backend} {id}");
+            let event_ids = |m: &HashMap<String, Vec<Event>>| {
+                m.get(id)
+                    .map(|v| v.iter().map(|e| e.id.clone()).collect::<Vec<_>>())
+                    .unwrap_or_default()
+            };
+            assert_eq!(
+                event_ids(&bundle.events),
+                event_ids(&lead_events),
+                "{backend} {id}"
+            );
+        }
+        let mut with_state: Vec<&String> = bundle.states.keys().collect();
+        with_state.sort();
+        assert_eq!(with_state, ["B1", "B4"], "{backend}");
+        assert_eq!(bundle.states["B4"].rev, states["B4"].rev, "{backend}");
+        assert_eq!(
+            bundle.workflows.len(),
+            s.workflows(&asked).await.unwrap().len(),
+            "{backend}"
+        );
         assert!(
             a.loads().await.unwrap().iter().all(|l| l.open_leads == 0),
             "{backend}: nothing of B3's refused save stays"
