@@ -456,6 +456,7 @@ const STATE_SELECT: &str = "SELECT lead, rev, lead_version, workflow_rev, next_a
 const DELIVERY_SELECT: &str = "SELECT id, webhook, lead, type, occurred_at, state, attempts, next_at, \
      delivered_at, last_status, last_error FROM deliveries";
 
+/// A query of the ids in a JSON array given as `$1`.
 fn id_list(postgres: bool) -> &'static str {
     if postgres {
         "SELECT json_array_elements_text(CAST(CAST($1 AS TEXT) AS JSON))"
@@ -487,11 +488,6 @@ impl Automation {
 
     async fn rows(&self, sql: &str, args: Vec<Val>) -> Result<Rows> {
         self.sql.read(sql.to_owned(), args).await
-    }
-
-    /// A query of the ids in a JSON array given as `$1`.
-    fn id_list(&self) -> &'static str {
-        id_list(self.sql.postgres())
     }
 
     /// The stored states of these leads (leads without one are left out).
@@ -556,7 +552,7 @@ impl Automation {
     /// Each lead's latest activity (its latest event, activities logged by
     /// reps included) at or before `now`; leads without one are left out.
     pub async fn last_activity(&self, ids: &[String], now: Timestamp) -> Result<HashMap<String, Timestamp>> {
-        let list = self.id_list();
+        let list = id_list(self.sql.postgres());
         let sql = format!(
             "SELECT lead, MAX(occurred_at) FROM events WHERE lead IN ({list}) AND occurred_at <= $2 GROUP BY lead"
         );
