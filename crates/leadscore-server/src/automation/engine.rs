@@ -46,6 +46,11 @@ const MICROS_PER_HOUR: f64 = 3_600_000_000.0;
 const PARALLEL: usize = 4;
 /// Leads evaluated together: read in bulk, saved in one transaction.
 const BATCH: usize = 64;
+/// How long touched leads wait for others to fill a batch: under a steady
+/// stream of single events, batches of one or two leads each cost a read
+/// transaction and a write of their own; waiting this long (nothing a
+/// person would notice in a notification) lets them share.
+const LINGER: Duration = Duration::from_millis(20);
 /// Where the fingerprint of the settings last used is kept.
 const SETTINGS_KEY: &str = "settings_fingerprint";
 /// How often the leads found unchanged are recorded (see [`Handle::flush`]).
@@ -960,6 +965,8 @@ async fn work(engine: Engine, mut rx: mpsc::UnboundedReceiver<String>) {
     let mut set: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
     // Each task's batch, so that a batch is let go even if its task panicked.
     let mut batches: HashMap<tokio::task::Id, Vec<String>> = HashMap::new();
+    // Until when a batch short of BATCH leads waits for more (see LINGER).
+    let mut fill_until: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             got = rx.recv() => match got {
@@ -973,9 +980,12 @@ async fn work(engine: Engine, mut rx: mpsc::UnboundedReceiver<String>) {
                             queue.push_back(id);
                         }
                     }
+                    fill_until.get_or_insert_with(|| tokio::time::Instant::now() + LINGER);
                 }
                 None => break,
             },
+            () = tokio::time::sleep_until(fill_until.unwrap_or_else(tokio::time::Instant::now)),
+                if fill_until.is_some_and(|t| t > tokio::time::Instant::now()) => {}
             Some(done) = set.join_next_with_id(), if !set.is_empty() => {
                 let task = match done {
                     Ok((task, ())) => task,
@@ -989,8 +999,9 @@ async fn work(engine: Engine, mut rx: mpsc::UnboundedReceiver<String>) {
                 }
             }
         }
+        let filled = queue.len() >= BATCH || fill_until.is_none_or(|t| t <= tokio::time::Instant::now());
         let mut i = 0;
-        while set.len() < PARALLEL && i < queue.len() {
+        while filled && set.len() < PARALLEL && i < queue.len() {
             let mut batch = Vec::new();
             while batch.len() < BATCH && i < queue.len() {
                 if running.contains(&queue[i]) {
@@ -1009,6 +1020,11 @@ async fn work(engine: Engine, mut rx: mpsc::UnboundedReceiver<String>) {
             let ids = batch.clone();
             let task = set.spawn(async move { engine.process_batch(&ids).await });
             batches.insert(task.id(), batch);
+            // What is left starts waiting for its batch to fill.
+            fill_until = Some(tokio::time::Instant::now() + LINGER);
+        }
+        if queue.is_empty() {
+            fill_until = None;
         }
         engine
             .state
