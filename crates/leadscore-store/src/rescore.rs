@@ -92,6 +92,12 @@ impl ActiveSet {
     }
 }
 
+/// The model of this name if `parsed` holds it already (see [`parse_once`]).
+pub fn already_parsed(parsed: &std::sync::Mutex<Vec<ActiveModel>>, name: &str) -> Option<ActiveModel> {
+    let parsed = parsed.lock().unwrap_or_else(|p| p.into_inner());
+    parsed.iter().find(|m| &*m.name == name).cloned()
+}
+
 /// A stored model, parsed once per name (models never change under a name):
 /// `parsed` keeps the models parsed so far.
 pub fn parse_once(

@@ -496,20 +496,11 @@ impl Writer {
 
     /// Follows the active models in the database (another process may change them).
     fn refresh_active(&mut self) -> Result<()> {
-        let rows: Vec<(String, String)> = self
-            .conn
-            .prepare_cached(read::ACTIVE_MODELS)?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?;
-        let names: Vec<String> = rows.iter().map(|(n, _)| n.clone()).collect();
+        let names = read::active_names(&self.conn)?;
         if self.active.is_some() && names == self.active_names {
             return Ok(());
         }
-        let members = rows
-            .iter()
-            .map(|(name, toml)| crate::rescore::parse_once(&self.parsed, name, toml))
-            .collect::<Result<Vec<_>>>()?;
-        self.active = ActiveSet::of(members);
+        self.active = read::models_named(&self.conn, &self.parsed, &names)?;
         self.active_names = names;
         Ok(())
     }

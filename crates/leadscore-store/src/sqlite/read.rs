@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension};
 use super::{LEAD_SELECT, lead_from_row};
 use crate::leads::{ListSql, SqlValue};
 use crate::records::*;
-use crate::rescore::{ActiveModel, ActiveSet, parse_once, properties_from_json};
+use crate::rescore::{ActiveModel, ActiveSet, already_parsed, parse_once, properties_from_json};
 use crate::{Result, StoreError};
 
 pub(super) fn lead(c: &Connection, id: &str) -> Result<Option<LeadRecord>> {
@@ -126,19 +126,39 @@ pub(super) fn models(c: &Connection, name: Option<&str>) -> Result<Vec<ModelReco
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// The active models, in activation order.
-pub(super) const ACTIVE_MODELS: &str =
-    "SELECT name, toml FROM models WHERE active = 1 ORDER BY activated_at, name";
+/// The names of the active models, in activation order: read from the
+/// partial index `models_active` alone, without the models' text.
+pub(super) fn active_names(c: &Connection) -> Result<Vec<String>> {
+    Ok(
+        c.prepare_cached("SELECT name FROM models WHERE active = 1 ORDER BY activated_at, name")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?,
+    )
+}
 
 /// The active models, each parsed once per name (models never change under a name).
 pub(super) fn active_model(c: &Connection, parsed: &Mutex<Vec<ActiveModel>>) -> Result<Option<ActiveSet>> {
-    let rows: Vec<(String, String)> = c
-        .prepare_cached(ACTIVE_MODELS)?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
-    let members = rows
+    models_named(c, parsed, &active_names(c)?)
+}
+
+/// The set of these models: a model's text is read and parsed only the first
+/// time its name is seen (every read transaction and every write asks).
+pub(super) fn models_named(
+    c: &Connection,
+    parsed: &Mutex<Vec<ActiveModel>>,
+    names: &[String],
+) -> Result<Option<ActiveSet>> {
+    let members = names
         .iter()
-        .map(|(name, toml)| parse_once(parsed, name, toml))
+        .map(|name| match already_parsed(parsed, name) {
+            Some(m) => Ok(m),
+            None => {
+                let toml: String = c
+                    .prepare_cached("SELECT toml FROM models WHERE name = ?1")?
+                    .query_row([name], |r| r.get(0))?;
+                parse_once(parsed, name, &toml)
+            }
+        })
         .collect::<Result<Vec<_>>>()?;
     Ok(ActiveSet::of(members))
 }

@@ -54,6 +54,9 @@ CREATE TABLE IF NOT EXISTS models (
     activated_at INTEGER,
     rescore      TEXT                 -- JSON progress of the last rescoring
 );
+-- The active models' names, read by every write and many reads: without
+-- this the whole table (every model's text) is scanned each time.
+CREATE INDEX IF NOT EXISTS models_active ON models (active, activated_at, name) WHERE active = 1;
 
 CREATE TABLE IF NOT EXISTS tokens (
     hash       TEXT PRIMARY KEY,      -- SHA-256 of the secret; the secret is never stored
