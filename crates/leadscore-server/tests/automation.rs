@@ -317,9 +317,6 @@ actions = [{ do = "webhook", event = "lead.hot" }]
             fired().await.iter().all(|&c| c >= 1).then_some(())
         })
         .await;
-        // More events for every lead: the hot ones stay hot, nothing fires again.
-        let (s, v) = srv.post("/events/batch", batch("p", "page_view")).await;
-        assert!(s.is_success(), "{v}");
         let metrics = || async {
             let text = srv
                 .client
@@ -340,10 +337,17 @@ actions = [{ do = "webhook", event = "lead.hot" }]
                 value("leadscore_automation_waiting_leads "),
             )
         };
+        // More events for every lead: the hot ones stay hot, nothing fires again.
+        let (before, _) = metrics().await;
+        let (s, v) = srv.post("/events/batch", batch("p", "page_view")).await;
+        assert!(s.is_success(), "{v}");
         eventually("the second round is evaluated", || async {
             let (evaluated, waiting) = metrics().await;
-            // Each lead at its creation and after the views; the hot ones after the demo too.
-            (evaluated >= (n + hot.len() + n) as f64 && waiting == 0.0).then_some(())
+            // Each lead after the views. (A lead touched again while it waits
+            // for its batch is evaluated once, so earlier rounds are not
+            // counted: the last leads created may share their evaluation
+            // with the demo.)
+            (evaluated >= before + n as f64 && waiting == 0.0).then_some(())
         })
         .await;
         let counts = fired().await;
