@@ -664,12 +664,25 @@ impl Engine {
             },
             ..plan.save
         };
+        // A next look later than the stored one, still to come, is no reason
+        // to save: the lead is looked at then, found unchanged, and the
+        // later moment is saved (a stored moment that has come always is).
+        // A new event usually moves the next look later (a higher score takes
+        // longer to decay), so most single events save nothing here.
+        let next_at = save.record.next_at;
+        if stored
+            .next_at
+            .is_some_and(|old| old > now && next_at.is_none_or(|new| new >= old))
+        {
+            save.record.next_at = stored.next_at;
+        }
         // Nothing new to say or do: save only when the state moved. When
         // only the lead's version did, that is remembered and recorded in
         // bulk later.
         let unchanged =
             !first_sight && save.record == stored && save.happenings.is_empty() && save.log.is_empty();
         if !unchanged {
+            save.record.next_at = next_at;
             save.record.lead_version = record.version;
             return Ok(Some(save));
         }
