@@ -236,6 +236,16 @@ pub fn scored_since(
             .is_some_and(|t| t >= since)
 }
 
+/// Is a stored score as of a later moment than `now`? Then it is newer than
+/// a rescoring "because time passed" as of `now` (decided on an earlier read,
+/// or by another instance whose clock is behind) would be: that rescoring
+/// would set it back and drop the events between, so it leaves the lead.
+pub fn scored_after(scored_as_of: Option<&str>, now: Timestamp) -> bool {
+    scored_as_of
+        .and_then(|t| Timestamp::parse(t).ok())
+        .is_some_and(|t| t > now)
+}
+
 /// Does the new score differ from the old one in what the history records
 /// (the score, the band or MQL)?
 /// Both are `(score, band, mql)`.

@@ -223,6 +223,37 @@ async fn history_records_each_change_with_its_cause() {
     }
 }
 
+/// A rescoring because time passed never sets a newer score back: one
+/// decided on an earlier read (or by an instance whose clock is behind)
+/// leaves a lead scored as of a later moment alone, events and all.
+#[tokio::test]
+async fn time_passing_never_sets_a_newer_score_back() {
+    for f in backends().await {
+        let s = &*f.store;
+        with_spec_model(s).await;
+        s.write_leads(vec![new(spec_lead("L1"))], OnConflict::Refuse, t0())
+            .await
+            .unwrap();
+        let later = Timestamp::from_micros(t0().as_micros() + 3_600_000_000);
+        // A demo half an hour after t0, ingested an hour after.
+        let mut demo = ev("d", "L1", "demo_requested", 0.0, &[]);
+        demo.occurred_at = Timestamp::from_micros(t0().as_micros() + 1_800_000_000);
+        s.ingest(vec![demo], later).await.unwrap();
+        let before = s.get_lead("L1").await.unwrap().unwrap().score.unwrap();
+        assert_eq!(before.engagement, 15.0, "{}", s.backend());
+        s.refresh_scores(&["L1".to_owned()], t0()).await.unwrap();
+        let after = s.get_lead("L1").await.unwrap().unwrap().score.unwrap();
+        assert_eq!(after, before, "{}", s.backend());
+        // As of a later moment it is rescored as usual.
+        let much_later = Timestamp::from_micros(later.as_micros() + 60 * 86_400_000_000);
+        s.refresh_scores(&["L1".to_owned()], much_later).await.unwrap();
+        let aged = s.get_lead("L1").await.unwrap().unwrap().score.unwrap();
+        assert_eq!(aged.as_of, much_later.to_string(), "{}", s.backend());
+        let expected = recomputed(s, "L1", much_later).await;
+        assert_eq!(aged.score, expected.score, "{}", s.backend());
+    }
+}
+
 #[tokio::test]
 async fn e_mails_are_unique_and_upsert_merges() {
     for f in backends().await {

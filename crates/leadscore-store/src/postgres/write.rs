@@ -758,6 +758,9 @@ impl PgStore {
         let model = self.scoring_model(&tx).await?;
         let items: Vec<Rescore<'_>> = locked
             .into_iter()
+            .filter(|(_, (record, _))| {
+                !crate::rescore::scored_after(record.score.as_ref().map(|s| s.as_of.as_str()), now)
+            })
             .map(|(id, (record, state))| Rescore {
                 id,
                 state,

@@ -617,6 +617,14 @@ impl Writer {
             let Some(state) = self.row_state(id)? else {
                 continue;
             };
+            let stored: Option<String> = self
+                .conn
+                .prepare_cached("SELECT score_json FROM leads WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))?;
+            let as_of = scored_by(stored.as_deref()).as_of;
+            if crate::rescore::scored_after(as_of.as_deref(), now) {
+                continue;
+            }
             self.ensure_cached(id, state.version)?;
             self.store_score(id, state.version + 1, state.last, now, &Cause::TimePassed)?;
         }
