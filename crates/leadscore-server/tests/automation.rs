@@ -801,22 +801,32 @@ actions = [{ do = "webhook", event = "lead.cooled" }]
         new_lead(&srv, "fading", "VN").await;
         for i in 0..5 {
             event(&srv, &format!("v{i}"), "fading", "page_view", t()).await;
+            // Each evaluated apart, with the events so far (past the
+            // automation's wait for a fuller batch).
+            tokio::time::sleep(Duration::from_millis(60)).await;
         }
         // 10 + 5 x 10 = 60: hot and MQL. The engine knows when it cools:
         // 10 + 50 x 0.5^(d/10) < 49.995 from d = 10 log2(50 / 39.995) days.
         let l = lead(&srv, "fading").await;
         assert_eq!(l["score"]["band"], "hot", "{l}");
         let expected = t().as_micros() as f64 + 10.0 * (50.0f64 / 39.995).log2() * 86_400e6;
-        // (Evaluations of the lead with fewer of its events, while they
-        // arrived, had earlier moments.)
+        // (An evaluation of the lead with fewer of its events, while they
+        // arrived, may have found an earlier moment: a check still to come
+        // is kept when a later one is found. When it comes, the lead is
+        // found still hot and the later moment is saved.)
         let next = eventually("the next check at the expected moment (within 2 s)", || async {
             let l = lead(&srv, "fading").await;
             let next = l["automation"]["next_check_at"]
                 .as_str()
                 .map(|s| Timestamp::parse(s).unwrap())?;
-            ((next.as_micros() as f64 - expected).abs() <= 2e6).then_some(next)
+            let off = next.as_micros() as f64 - expected;
+            if off < -2e6 && clock.now() < next {
+                clock.set(Timestamp::from_micros(next.as_micros() + 1_000_000));
+            }
+            (off.abs() <= 2e6).then_some(next)
         })
         .await;
+        assert_eq!(lead(&srv, "fading").await["score"]["band"], "hot");
         // A minute before: still hot, nothing sent.
         clock.set(Timestamp::from_micros(next.as_micros() - 60_000_000));
         tokio::time::sleep(Duration::from_millis(300)).await;
