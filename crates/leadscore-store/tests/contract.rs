@@ -99,6 +99,14 @@ async fn with_spec_model(s: &dyn Store) {
     s.activate_model("b2b-default", t0(), false).await.unwrap();
 }
 
+/// The spec's model, active, and the spec's lead `L1`, created at t0.
+async fn with_spec_lead(s: &dyn Store) {
+    with_spec_model(s).await;
+    s.write_leads(vec![new(spec_lead("L1"))], OnConflict::Refuse, t0())
+        .await
+        .unwrap();
+}
+
 fn new(lead: Lead) -> NewLead {
     NewLead { lead, owner: None }
 }
@@ -161,10 +169,7 @@ async fn the_worked_example_scores_as_the_spec_says() {
 async fn ingest_is_idempotent_and_rejects_unknown_leads() {
     for f in backends().await {
         let s = &*f.store;
-        with_spec_model(s).await;
-        s.write_leads(vec![new(spec_lead("L1"))], OnConflict::Refuse, t0())
-            .await
-            .unwrap();
+        with_spec_lead(s).await;
         let mut batch = spec_events("L1");
         batch.push(ev("L1-c30", "L1", "email_clicked", 1.0, &[])); // same id, later in the batch
         batch.push(ev("x1", "NOPE", "email_clicked", 1.0, &[]));
@@ -185,10 +190,7 @@ async fn ingest_is_idempotent_and_rejects_unknown_leads() {
 async fn history_records_each_change_with_its_cause() {
     for f in backends().await {
         let s = &*f.store;
-        with_spec_model(s).await;
-        s.write_leads(vec![new(spec_lead("L1"))], OnConflict::Refuse, t0())
-            .await
-            .unwrap();
+        with_spec_lead(s).await;
         s.ingest(vec![ev("d", "L1", "demo_requested", 1.0, &[])], t0())
             .await
             .unwrap();
@@ -230,10 +232,7 @@ async fn history_records_each_change_with_its_cause() {
 async fn time_passing_never_sets_a_newer_score_back() {
     for f in backends().await {
         let s = &*f.store;
-        with_spec_model(s).await;
-        s.write_leads(vec![new(spec_lead("L1"))], OnConflict::Refuse, t0())
-            .await
-            .unwrap();
+        with_spec_lead(s).await;
         let later = Timestamp::from_micros(t0().as_micros() + 3_600_000_000);
         // A demo half an hour after t0, ingested an hour after.
         let mut demo = ev("d", "L1", "demo_requested", 0.0, &[]);
@@ -258,10 +257,7 @@ async fn time_passing_never_sets_a_newer_score_back() {
 async fn e_mails_are_unique_and_upsert_merges() {
     for f in backends().await {
         let s = &*f.store;
-        with_spec_model(s).await;
-        s.write_leads(vec![new(spec_lead("L1"))], OnConflict::Refuse, t0())
-            .await
-            .unwrap();
+        with_spec_lead(s).await;
         let dup = Lead::default()
             .with(StdField::Email, " L1@Lotus-Travel.vn ")
             .with(StdField::Industry, "Software")
