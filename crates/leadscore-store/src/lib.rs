@@ -26,7 +26,7 @@ use leadscore_core::workflow::Workflow;
 use leadscore_core::{Event, Timestamp};
 
 pub use records::*;
-pub use rescore::{ActiveModel, ActiveSet, scored_after};
+pub use rescore::{ActiveModel, ActiveSet};
 pub use workflow::{
     LogEntry, Task, TaskAction, TaskDoc, TaskQuery, WorkflowRecord, WorkflowSave, new_task_id,
 };
@@ -205,7 +205,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Rescores these leads as of `now` because time passed (decay,
     /// windows), recording history entries with the cause `time_passed`.
     /// A lead whose stored score is as of a later moment is left as it is
-    /// (see [`scored_after`]).
+    /// (`rescore::scored_after`).
     async fn refresh_scores(&self, ids: &[String], now: Timestamp) -> Result<()>;
 
     /// Automation's tables: trigger state, loads, webhooks and deliveries.

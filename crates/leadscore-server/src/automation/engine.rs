@@ -376,12 +376,7 @@ impl Engine {
             let moved = record.score.as_ref().is_none_or(|s| {
                 s.score != now_score.score || &s.band != band || s.mql != now_score.mql || *s.model != *m.name
             });
-            // A score stored as of a later moment than this evaluation's (a
-            // write that came after it began, another instance's clock) is
-            // newer, not aged: rescoring it as of now would set it back and
-            // drop the events between.
-            let newer = leadscore_store::scored_after(record.score.as_ref().map(|s| s.as_of.as_str()), now);
-            if moved && !newer {
+            if moved {
                 stale.push(id.clone());
             }
             let horizon = Timestamp::from_micros(
