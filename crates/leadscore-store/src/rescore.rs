@@ -92,24 +92,19 @@ impl ActiveSet {
     }
 }
 
-/// The model of this name if `parsed` holds it already (see [`parse_once`]).
-pub fn already_parsed(parsed: &std::sync::Mutex<Vec<ActiveModel>>, name: &str) -> Option<ActiveModel> {
-    let parsed = parsed.lock().unwrap_or_else(|p| p.into_inner());
-    parsed.iter().find(|m| &*m.name == name).cloned()
-}
-
 /// A stored model, parsed once per name (models never change under a name):
-/// `parsed` keeps the models parsed so far.
+/// `parsed` keeps the models parsed so far, and `toml` gives the model's
+/// text, asked for only the first time its name is seen.
 pub fn parse_once(
     parsed: &std::sync::Mutex<Vec<ActiveModel>>,
     name: &str,
-    toml: &str,
+    toml: impl FnOnce() -> Result<String, crate::StoreError>,
 ) -> Result<ActiveModel, crate::StoreError> {
     let mut parsed = parsed.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(m) = parsed.iter().find(|m| &*m.name == name) {
         return Ok(m.clone());
     }
-    let model = ActiveModel::parse(name, toml).map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
+    let model = ActiveModel::parse(name, &toml()?).map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
     parsed.push(model.clone());
     Ok(model)
 }

@@ -292,7 +292,7 @@ impl PgStore {
         let mut members = Vec::new();
         for row in c.query(&stmt, &[]).await? {
             let (name, toml): (String, String) = (row.try_get(0)?, row.try_get(1)?);
-            members.push(crate::rescore::parse_once(&self.models, &name, &toml)?);
+            members.push(crate::rescore::parse_once(&self.models, &name, || Ok(toml))?);
         }
         Ok(ActiveSet::of(members))
     }

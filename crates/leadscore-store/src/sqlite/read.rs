@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension};
 use super::{LEAD_SELECT, lead_from_row};
 use crate::leads::{ListSql, SqlValue};
 use crate::records::*;
-use crate::rescore::{ActiveModel, ActiveSet, already_parsed, parse_once, properties_from_json};
+use crate::rescore::{ActiveModel, ActiveSet, parse_once, properties_from_json};
 use crate::{Result, StoreError};
 
 pub(super) fn lead(c: &Connection, id: &str) -> Result<Option<LeadRecord>> {
@@ -150,14 +150,11 @@ pub(super) fn models_named(
 ) -> Result<Option<ActiveSet>> {
     let members = names
         .iter()
-        .map(|name| match already_parsed(parsed, name) {
-            Some(m) => Ok(m),
-            None => {
-                let toml: String = c
-                    .prepare_cached("SELECT toml FROM models WHERE name = ?1")?
-                    .query_row([name], |r| r.get(0))?;
-                parse_once(parsed, name, &toml)
-            }
+        .map(|name| {
+            parse_once(parsed, name, || {
+                Ok(c.prepare_cached("SELECT toml FROM models WHERE name = ?1")?
+                    .query_row([name], |r| r.get(0))?)
+            })
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(ActiveSet::of(members))
