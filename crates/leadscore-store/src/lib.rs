@@ -203,7 +203,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn save_task(&self, task: &Task, log: LogEntry) -> Result<bool>;
 
     /// Rescores these leads as of `now` because time passed (decay,
-    /// windows), recording history entries with the cause `time_passed`.
+    /// windows), recording history entries with the cause `time_passed`
+    /// (`model_activated` when the model that scores a lead is no longer the
+    /// one that scored it: `rescore::refresh_cause`).
     /// A lead whose stored score is as of a later moment is left as it is
     /// (`rescore::scored_after`).
     async fn refresh_scores(&self, ids: &[String], now: Timestamp) -> Result<()>;

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use leadscore_core::{Contribution, FitOutcome, Hit, Lead, RuleKind, Score, ScoringModel, Timestamp};
 
-use crate::records::{BreakdownEntry, StoredScore};
+use crate::records::{BreakdownEntry, Cause, StoredScore};
 
 /// The model that scores leads, parsed once.
 #[derive(Debug, Clone)]
@@ -239,6 +239,19 @@ pub fn scored_after(scored_as_of: Option<&str>, now: Timestamp) -> bool {
     scored_as_of
         .and_then(|t| Timestamp::parse(t).ok())
         .is_some_and(|t| t > now)
+}
+
+/// The cause to record when a lead is rescored because time passed. The lead
+/// itself has not changed, so if the model that now scores it is not the one
+/// that scored it last, the change is an activation's, and its entry says so
+/// (the activation's own rescoring may come later and then find it done).
+pub fn refresh_cause(scored_by: Option<&str>, scoring: Option<&str>) -> Cause {
+    match scoring {
+        Some(model) if scored_by != Some(model) => Cause::ModelActivated {
+            model: model.to_owned(),
+        },
+        _ => Cause::TimePassed,
+    }
 }
 
 /// Does the new score differ from the old one in what the history records

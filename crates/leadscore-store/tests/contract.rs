@@ -253,6 +253,53 @@ async fn time_passing_never_sets_a_newer_score_back() {
     }
 }
 
+/// When time passing rescores a lead between a model's activation and the
+/// activation's own rescoring, the lead moves to the new model there, and its
+/// history names the activation as the cause, not time.
+#[tokio::test]
+async fn a_model_change_found_by_time_passing_is_named_an_activation() {
+    for f in backends().await {
+        let s = &*f.store;
+        with_spec_lead(s).await;
+        let before = s.get_lead("L1").await.unwrap().unwrap().score.unwrap();
+        let second = SPEC_MODEL
+            .replacen("name = \"b2b-default\"", "name = \"second\"", 1)
+            .replacen("points = 10", "points = 12", 1);
+        s.put_model("second", &second, t0()).await.unwrap();
+        let later = t("2026-11-02T00:00:00Z");
+        s.activate_model("second", later, false).await.unwrap();
+        s.refresh_scores(&["L1".to_owned()], later).await.unwrap();
+        let after = s.get_lead("L1").await.unwrap().unwrap().score.unwrap();
+        assert_eq!(after.model, "second", "{}", s.backend());
+        assert_ne!(after.score, before.score, "{}", s.backend());
+        let cause = |h: Vec<leadscore_store::HistoryEntry>| h.last().unwrap().cause.clone();
+        let activated = Cause::ModelActivated {
+            model: "second".into(),
+        };
+        assert_eq!(
+            cause(s.history("L1").await.unwrap()),
+            activated,
+            "{}",
+            s.backend()
+        );
+        // The activation's rescoring then finds the lead done.
+        s.rescore_all(later, Arc::new(|_, _| {})).await.unwrap();
+        assert_eq!(s.history("L1").await.unwrap().len(), 2, "{}", s.backend());
+        // Later, with the same model, time passing is time passing.
+        s.ingest(vec![ev("c", "L1", "email_clicked", 0.0, &[])], later)
+            .await
+            .unwrap();
+        let much_later = Timestamp::from_micros(later.as_micros() + 60 * 86_400_000_000);
+        s.refresh_scores(&["L1".to_owned()], much_later).await.unwrap();
+        assert_eq!(
+            cause(s.history("L1").await.unwrap()),
+            Cause::TimePassed,
+            "{}",
+            s.backend()
+        );
+    }
+}
+
 #[tokio::test]
 async fn e_mails_are_unique_and_upsert_merges() {
     for f in backends().await {

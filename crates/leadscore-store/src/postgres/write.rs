@@ -761,14 +761,21 @@ impl PgStore {
             .filter(|(_, (record, _))| {
                 !crate::rescore::scored_after(record.score.as_ref().map(|s| s.as_of.as_str()), now)
             })
-            .map(|(id, (record, state))| Rescore {
-                id,
-                state,
-                lead: record.lead,
-                edited: false,
-                created: false,
-                new_events: Vec::new(),
-                cause: Cause::TimePassed,
+            .map(|(id, (record, state))| {
+                let scoring = model.as_ref().and_then(|set| set.for_lead(&record.lead));
+                let cause = crate::rescore::refresh_cause(
+                    record.score.as_ref().map(|s| s.model.as_str()),
+                    scoring.map(|m| &*m.name),
+                );
+                Rescore {
+                    id,
+                    state,
+                    lead: record.lead,
+                    edited: false,
+                    created: false,
+                    new_events: Vec::new(),
+                    cause,
+                }
             })
             .collect();
         let settled = self.rescore(&tx, &items, model.as_ref(), now).await?;

@@ -621,12 +621,17 @@ impl Writer {
                 .conn
                 .prepare_cached("SELECT score_json FROM leads WHERE id = ?1")?
                 .query_row([id], |r| r.get(0))?;
-            let as_of = scored_by(stored.as_deref()).as_of;
-            if crate::rescore::scored_after(as_of.as_deref(), now) {
+            let by = scored_by(stored.as_deref());
+            if crate::rescore::scored_after(by.as_of.as_deref(), now) {
                 continue;
             }
             self.ensure_cached(id, state.version)?;
-            self.store_score(id, state.version + 1, state.last, now, &Cause::TimePassed)?;
+            let scoring = match (&self.active, self.cache.lead(id)) {
+                (Some(set), Some(lead)) => set.for_lead(lead).map(|m| m.name.clone()),
+                _ => None,
+            };
+            let cause = crate::rescore::refresh_cause(by.model.as_deref(), scoring.as_deref());
+            self.store_score(id, state.version + 1, state.last, now, &cause)?;
         }
         Ok(())
     }
