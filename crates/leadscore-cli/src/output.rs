@@ -174,81 +174,85 @@ fn jsonl_row(out: &mut String, parts: &JsonlParts, lead: &str, s: &Score) {
     out.push_str("]}\n");
 }
 
-/// The top contributions in words: `Demo or trial +15; C-level +10; Email clicks ×2 +3.75`.
-pub fn reasons(model: &ScoringModel, s: &Score) -> String {
-    let parts: Vec<String> = s
-        .breakdown
-        .iter()
-        .take(3)
-        .map(|c| {
-            let sign = if c.points > 0.0 { "+" } else { "" };
-            let times = match (c.kind, c.events) {
-                (RuleKind::Behavior, Some(n)) if n > 1 => format!(" ×{n}"),
-                _ => String::new(),
+/// Each rule's label (see `Contribution::label`), spelled once.
+struct Labels {
+    fit: Vec<String>,
+    behavior: Vec<String>,
+}
+
+impl Labels {
+    fn new(model: &ScoringModel) -> Self {
+        // A rule's label depends on the rule alone.
+        let label = |kind, index| {
+            let c = leadscore_core::Contribution {
+                kind,
+                index,
+                points: 0.0,
+                events: None,
             };
-            format!("{}{times} {sign}{}", c.label(model), num(c.points))
-        })
-        .collect();
-    let more = s.breakdown.len().saturating_sub(3);
-    let mut text = parts.join("; ");
-    if more > 0 {
-        let _ = write!(text, "; {more} more");
+            c.label(model).into_owned()
+        };
+        Labels {
+            fit: (0..model.fit.len()).map(|i| label(RuleKind::Fit, i)).collect(),
+            behavior: (0..model.behavior.len())
+                .map(|i| label(RuleKind::Behavior, i))
+                .collect(),
+        }
     }
-    text
+}
+
+/// Appends the top contributions in words (the CSV's `reasons`, the
+/// table's `why`): `Demo or trial +15; C-level +10; Email clicks ×2 +3.75`.
+fn push_reasons(out: &mut String, labels: &Labels, s: &Score) {
+    for (i, c) in s.breakdown.iter().take(3).enumerate() {
+        if i > 0 {
+            out.push_str("; ");
+        }
+        out.push_str(match c.kind {
+            RuleKind::Fit => &labels.fit[c.index],
+            RuleKind::Behavior => &labels.behavior[c.index],
+        });
+        if let (RuleKind::Behavior, Some(n)) = (c.kind, c.events)
+            && n > 1
+        {
+            out.push_str(" ×");
+            out.push_str(itoa::Buffer::new().format(n));
+        }
+        out.push(' ');
+        if c.points > 0.0 {
+            out.push('+');
+        }
+        push_num(out, c.points);
+    }
+    let more = s.breakdown.len().saturating_sub(3);
+    if more > 0 {
+        let _ = write!(out, "; {more} more");
+    }
 }
 
 pub fn write(model: &ScoringModel, scored: &Scored, format: Format, out: &mut dyn Write) -> Result<()> {
     match format {
         Format::Jsonl => {
-            // Rows are formatted in parallel a group at a time and written in
-            // order, so the whole output never sits in memory at once. A group
-            // is written while the next one is formatted.
             let parts = JsonlParts::new(model);
-            let format = |group: &[(u32, Score)]| -> Vec<String> {
-                group
-                    .par_chunks(2048)
-                    .map(|chunk| {
-                        // The ids are scattered in memory (rows come in rank
-                        // order): fetch them in one tight loop first, so the
-                        // cache misses overlap instead of one per row.
-                        let ids: Vec<&str> = chunk.iter().map(|(i, _)| scored.ids.get(*i)).collect();
-                        // Sized for the rows, so that the buffer is not
-                        // copied as it grows (and not much more).
-                        let size: usize = chunk
-                            .iter()
-                            .zip(&ids)
-                            .map(|((_, s), id)| parts.row_size(id, s))
-                            .sum();
-                        let mut buf = String::with_capacity(size);
-                        for ((_, s), id) in chunk.iter().zip(ids) {
-                            jsonl_row(&mut buf, &parts, id, s);
-                        }
-                        debug_assert!(buf.len() <= size, "row_size is a bound: {} > {size}", buf.len());
-                        buf
-                    })
-                    .collect()
-            };
-            let mut formatted: Option<Vec<String>> = None;
-            for group in scored.ranked.chunks(32 * 1024) {
-                let mut next = None;
-                let written = rayon::in_place_scope(|s| {
-                    s.spawn(|_| next = Some(format(group)));
-                    formatted
-                        .take()
-                        .into_iter()
-                        .flatten()
-                        .try_for_each(|part| out.write_all(part.as_bytes()))
-                });
-                written?;
-                formatted = next;
-            }
-            for part in formatted.into_iter().flatten() {
-                out.write_all(part.as_bytes())?;
-            }
+            write_in_parallel(scored, out, |chunk, ids| {
+                // Sized for the rows, so that the buffer is not copied as it
+                // grows (and not much more).
+                let size: usize = chunk
+                    .iter()
+                    .zip(ids)
+                    .map(|((_, s), id)| parts.row_size(id, s))
+                    .sum();
+                let mut buf = String::with_capacity(size);
+                for ((_, s), id) in chunk.iter().zip(ids) {
+                    jsonl_row(&mut buf, &parts, id, s);
+                }
+                debug_assert!(buf.len() <= size, "row_size is a bound: {} > {size}", buf.len());
+                Ok(buf.into_bytes())
+            })?;
         }
         Format::Csv => {
-            let mut w = csv::Writer::from_writer(&mut *out);
-            w.write_record([
+            let mut header = csv::Writer::from_writer(&mut *out);
+            header.write_record([
                 "lead",
                 "score",
                 "fit",
@@ -258,23 +262,78 @@ pub fn write(model: &ScoringModel, scored: &Scored, format: Format, out: &mut dy
                 "mql",
                 "reasons",
             ])?;
-            for (i, s) in &scored.ranked {
-                w.write_record([
-                    scored.ids.get(*i),
-                    &num(s.score),
-                    &num(s.fit),
-                    &num(s.engagement),
-                    s.band_name(model),
-                    s.grade.as_str(),
-                    if s.mql { "true" } else { "false" },
-                    &reasons(model, s),
-                ])?;
-            }
-            w.flush()?;
+            header.flush()?;
+            drop(header);
+            // Each chunk is its own CSV writer's output (same quoting), without a header.
+            let labels = Labels::new(model);
+            write_in_parallel(scored, out, |chunk, ids| {
+                let mut w = csv::WriterBuilder::new()
+                    .has_headers(false)
+                    .from_writer(Vec::with_capacity(chunk.len() * 112));
+                let mut cells: [String; 4] = Default::default();
+                for ((_, s), id) in chunk.iter().zip(ids) {
+                    cells.iter_mut().for_each(String::clear);
+                    push_num(&mut cells[0], s.score);
+                    push_num(&mut cells[1], s.fit);
+                    push_num(&mut cells[2], s.engagement);
+                    push_reasons(&mut cells[3], &labels, s);
+                    w.write_record([
+                        *id,
+                        &cells[0],
+                        &cells[1],
+                        &cells[2],
+                        s.band_name(model),
+                        s.grade.as_str(),
+                        if s.mql { "true" } else { "false" },
+                        &cells[3],
+                    ])?;
+                }
+                Ok(w.into_inner().map_err(|e| e.into_error())?)
+            })?;
         }
         Format::Table => write_table(model, scored, out)?,
     }
     out.flush()?;
+    Ok(())
+}
+
+/// Writes the ranked rows, formatted in parallel by `format` (a chunk of rows
+/// and their ids -> its bytes) a group at a time and written in order, so the
+/// whole output never sits in memory at once. A group is written while the
+/// next one is formatted.
+fn write_in_parallel<F>(scored: &Scored, out: &mut dyn Write, format: F) -> Result<()>
+where
+    F: Fn(&[(u32, Score)], &[&str]) -> Result<Vec<u8>> + Sync,
+{
+    let format_group = |group: &[(u32, Score)]| -> Result<Vec<Vec<u8>>> {
+        group
+            .par_chunks(2048)
+            .map(|chunk| {
+                // The ids are scattered in memory (rows come in rank order):
+                // fetch them in one tight loop first, so the cache misses
+                // overlap instead of one per row.
+                let ids: Vec<&str> = chunk.iter().map(|(i, _)| scored.ids.get(*i)).collect();
+                format(chunk, &ids)
+            })
+            .collect()
+    };
+    let mut formatted: Option<Vec<Vec<u8>>> = None;
+    for group in scored.ranked.chunks(32 * 1024) {
+        let mut next = None;
+        let written = rayon::in_place_scope(|s| {
+            s.spawn(|_| next = Some(format_group(group)));
+            formatted
+                .take()
+                .into_iter()
+                .flatten()
+                .try_for_each(|part| out.write_all(&part))
+        });
+        written?;
+        formatted = Some(next.expect("the group was formatted")?);
+    }
+    for part in formatted.into_iter().flatten() {
+        out.write_all(&part)?;
+    }
     Ok(())
 }
 
@@ -290,6 +349,7 @@ fn write_table(model: &ScoringModel, scored: &Scored, out: &mut dyn Write) -> Re
         "engagement",
         "why",
     ];
+    let labels = Labels::new(model);
     let rows: Vec<[String; 9]> = scored
         .ranked
         .iter()
@@ -304,7 +364,11 @@ fn write_table(model: &ScoringModel, scored: &Scored, out: &mut dyn Write) -> Re
                 if s.mql { "MQL" } else { "" }.to_owned(),
                 format!("{:.2}", s.fit),
                 format!("{:.2}", s.engagement),
-                reasons(model, s),
+                {
+                    let mut why = String::new();
+                    push_reasons(&mut why, &labels, s);
+                    why
+                },
             ]
         })
         .collect();

@@ -567,6 +567,36 @@ fn csv_and_jsonl_quote_awkward_lead_ids() {
     assert_eq!(first.len(), 8);
 }
 
+/// `leadscore score … | head`: the reader stops early, and leadscore ends
+/// quietly, as command-line tools do.
+#[test]
+fn a_reader_that_stops_early_is_not_an_error() {
+    let dir = Dir::new();
+    let model = dir.write("model.toml", SPEC_MODEL);
+    let mut csv = String::from("id,job_title\n");
+    for i in 0..20_000 {
+        csv.push_str(&format!("L{i},CEO\n"));
+    }
+    let leads = dir.write("leads.csv", csv);
+    for format in ["jsonl", "csv", "table"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_leadscore"))
+            .args([
+                "score", "--model", &model, "--leads", &leads, "--as-of", T, "--format", format,
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run leadscore");
+        let mut first = [0u8; 16];
+        std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{format}: {stderr}");
+        assert!(!stderr.contains("error"), "{format}: {stderr}");
+    }
+}
+
 #[test]
 fn table_output_is_aligned() {
     let dir = Dir::new();
@@ -1354,7 +1384,8 @@ impl Lines {
 
 #[test]
 fn a_large_file_crosses_chunk_boundaries_and_matches_the_reference() {
-    const LEADS: usize = 2_000;
+    // More leads than the 2,048 rows output formats at a time, too.
+    const LEADS: usize = 5_000;
     const EVENTS: usize = 50_000;
     let mut rng = Rng(0x5eed_1ead_5c0e);
 
@@ -1530,6 +1561,27 @@ fn a_large_file_crosses_chunk_boundaries_and_matches_the_reference() {
         distinct_scores.insert(num(&row["score"]).to_bits());
     }
     assert!(distinct_scores.len() > 500, "the case is varied enough");
+
+    // ---- the CSV says the same, row for row, under one header
+    let csv_run = score(&model, &leads, Some(&events), &["--as-of", T, "--format", "csv"]);
+    assert_eq!(csv_run.code, Some(0), "{}", csv_run.stderr);
+    let mut reader = csv::Reader::from_reader(csv_run.stdout.as_bytes());
+    let csv_rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(csv_rows.len(), LEADS);
+    for (row, rec) in rows.iter().zip(&csv_rows) {
+        assert_eq!(rec[0], *row["lead"].as_str().unwrap());
+        for (k, col) in [(1, "score"), (2, "fit"), (3, "engagement")] {
+            assert_eq!(
+                rec[k].parse::<f64>().unwrap(),
+                num(&row[col]),
+                "{} {col}",
+                &rec[0]
+            );
+        }
+        assert_eq!(rec[4], *row["band"].as_str().unwrap());
+        assert_eq!(rec[5], *row["grade"].as_str().unwrap());
+        assert_eq!(rec[6], row["mql"].to_string());
+    }
 }
 
 /// Events lines are read in 4 MiB chunks; a single line longer than that is
