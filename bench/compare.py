@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
 """Batch-scoring benchmark: `leadscore score` against the DuckDB peer.
 
-usage: bench/compare.py [--runs N] [--sizes full,half,quarter] [--data DIR]
+usage: bench/compare.py [--runs N] [--sizes full,half,quarter] [--data DIR] [--format csv|jsonl]
 
 Generates the data with ../shared/bench/bench_gen.py (200,000 leads; 5M,
 2.5M and 1.25M events) unless it exists, then runs DuckDB (2 threads, its
 query time alone) and leadscore (the whole process: reading, scoring,
-sorting and writing JSON lines) alternately, N times each, and reports the
+sorting and writing its output) alternately, N times each, and reports the
 medians, their ratio and each side's peak memory. Every leadscore run's
 scores are compared with DuckDB's, lead by lead.
+
+DuckDB writes a CSV of lead, score, fit, engagement and band; leadscore's
+`--format csv` (the default here) is the like-for-like output, with grade,
+MQL and the reasons in words besides (21 MB on the full data). `--format
+jsonl` writes every rule's contribution too (84 MB).
 
 Needs: python3 with duckdb and numpy (pip install duckdb numpy), GNU time
 (/usr/bin/time), and a release build (cargo build --release).
@@ -41,11 +46,20 @@ def timed(cmd, stdout):
         return float(wall), int(rss_kb) / 1024, proc
 
 
-def compare(duck_csv, ours_jsonl):
+def our_rows(path, fmt):
+    """leadscore's output rows as dicts with numbers for score, fit and engagement."""
+    with open(path) as f:
+        if fmt == "jsonl":
+            yield from map(json.loads, f)
+            return
+        for r in csv.DictReader(f):
+            yield {**r, **{k: float(r[k]) for k in ("score", "fit", "engagement")}}
+
+
+def compare(duck_csv, ours, fmt):
     duck = {r["lead"]: r for r in csv.DictReader(open(duck_csv))}
     n = bad = 0
-    for line in open(ours_jsonl):
-        r = json.loads(line)
+    for r in our_rows(ours, fmt):
         d = duck[r["lead"]]
         n += 1
         if (abs(float(d["score"]) - r["score"]) > 1e-9 or abs(float(d["fit"]) - r["fit"]) > 1e-9
@@ -59,6 +73,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--sizes", default="quarter,half,full")
     ap.add_argument("--data", default=os.path.join(tempfile.gettempdir(), "leadscore-bench"))
+    ap.add_argument("--format", choices=["csv", "jsonl"], default="csv")
     args = ap.parse_args()
     if not os.path.exists(BIN):
         sys.exit("build first: cargo build --release")
@@ -70,7 +85,7 @@ def main():
             print(f"generating {size} data in {d} ...", file=sys.stderr)
             subprocess.run([sys.executable, os.path.join(SHARED, "bench_gen.py"), d, "200000", str(SIZES[size])], check=True)
         duck_out = os.path.join(d, "duck.csv")
-        ours_out = os.path.join(d, "leadscore.jsonl")
+        ours_out = os.path.join(d, f"leadscore.{args.format}")
         duck_t, duck_m, ours_t, ours_m = [], [], [], []
         for _ in range(args.runs):
             _, m, p = timed([sys.executable, os.path.join(SHARED, "duck_peer.py"), d, duck_out, "2"], subprocess.PIPE)
@@ -79,14 +94,15 @@ def main():
             with open(ours_out, "w") as out:
                 t, m, _ = timed([BIN, "score", "--model", os.path.join(d, "model.toml"), "--leads",
                                  os.path.join(d, "leads.csv"), "--events", os.path.join(d, "events.jsonl"),
-                                 "--as-of", AS_OF, "--format", "jsonl"], out)
+                                 "--as-of", AS_OF, "--format", args.format], out)
             ours_t.append(t)
             ours_m.append(m)
-        n, nd, bad = compare(duck_out, ours_out)
+        n, nd, bad = compare(duck_out, ours_out, args.format)
         size_mb = os.path.getsize(os.path.join(d, "events.jsonl")) / 2**20
         rows.append((size, SIZES[size], size_mb, statistics.median(duck_t), statistics.median(ours_t),
                      max(duck_m), max(ours_m), n, nd, bad))
 
+    print(f"leadscore --format {args.format}")
     print("| data | events | events.jsonl | DuckDB query s (median) | leadscore wall s (median) | ratio | DuckDB peak MiB | leadscore peak MiB | scores equal |")
     print("|---|---|---|---|---|---|---|---|---|")
     for size, ev, mb, dt, ot, dm, om, n, nd, bad in rows:

@@ -181,6 +181,15 @@ fn main() -> ExitCode {
                 eprintln!("leadscore: bad row {row} (stopped: --strict)");
                 return ExitCode::from(1);
             }
+            // The reader of our output stopped (`leadscore score … | head`):
+            // not an error, and nothing more to say.
+            if err
+                .chain()
+                .filter_map(|e| e.downcast_ref::<std::io::Error>())
+                .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            {
+                return ExitCode::SUCCESS;
+            }
             eprintln!("leadscore: error: {err:#}");
             ExitCode::from(1)
         }
