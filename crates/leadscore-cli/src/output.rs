@@ -174,7 +174,7 @@ fn jsonl_row(out: &mut String, parts: &JsonlParts, lead: &str, s: &Score) {
     out.push_str("]}\n");
 }
 
-/// Each rule's label (see `Contribution::label`), spelled once.
+/// Each rule's label (see `ScoringModel::rule_label`), spelled once.
 struct Labels {
     fit: Vec<String>,
     behavior: Vec<String>,
@@ -182,16 +182,7 @@ struct Labels {
 
 impl Labels {
     fn new(model: &ScoringModel) -> Self {
-        // A rule's label depends on the rule alone.
-        let label = |kind, index| {
-            let c = leadscore_core::Contribution {
-                kind,
-                index,
-                points: 0.0,
-                events: None,
-            };
-            c.label(model).into_owned()
-        };
+        let label = |kind, index| model.rule_label(kind, index).into_owned();
         Labels {
             fit: (0..model.fit.len()).map(|i| label(RuleKind::Fit, i)).collect(),
             behavior: (0..model.behavior.len())

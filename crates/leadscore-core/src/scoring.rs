@@ -47,14 +47,22 @@ impl Contribution {
     /// (`demo_or_trial` -> "Demo or trial").
     /// (Borrowed from the model when the rule has a label.)
     pub fn label<'m>(&self, model: &'m ScoringModel) -> std::borrow::Cow<'m, str> {
-        let label = match self.kind {
-            RuleKind::Fit => model.fit[self.index].label.as_deref(),
-            RuleKind::Behavior => model.behavior[self.index].label.as_deref(),
+        model.rule_label(self.kind, self.index)
+    }
+}
+
+impl ScoringModel {
+    /// A rule's label, or its id in words when it has none (see
+    /// [`Contribution::label`]); `index` is its place in `fit` or `behavior`.
+    pub fn rule_label(&self, kind: RuleKind, index: usize) -> std::borrow::Cow<'_, str> {
+        let (id, label) = match kind {
+            RuleKind::Fit => (&self.fit[index].id, self.fit[index].label.as_deref()),
+            RuleKind::Behavior => (&self.behavior[index].id, self.behavior[index].label.as_deref()),
         };
         match label {
             Some(l) => std::borrow::Cow::Borrowed(l),
             None => {
-                let words = self.rule_id(model).replace(['_', '-'], " ");
+                let words = id.replace(['_', '-'], " ");
                 let mut chars = words.chars();
                 std::borrow::Cow::Owned(
                     chars
