@@ -176,7 +176,17 @@ def start_server(db_url, env, config=None):
         m = re.search(r"listening on http://([\d.]+):(\d+)", line) or re.search(r"address=([\d.]+):(\d+)", line)
         if m:
             threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
-            return proc, int(m.group(2))
+            port = int(m.group(2))
+            # Ready once it has read its leads and events into memory (503 until then).
+            while time.time() < deadline:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                conn.request("GET", "/readyz")
+                ready = conn.getresponse().status == 200
+                conn.close()
+                if ready:
+                    return proc, port
+                time.sleep(0.1)
+            break
     proc.kill()
     sys.exit("the server did not start")
 

@@ -114,6 +114,7 @@ pub fn serve(db: &DbArgs, listen: Option<&str>, demo: bool) -> Result<()> {
             .with_context(|| format!("cannot listen on {}", s.listen))?;
         let addr = listener.local_addr()?;
         let state = AppState::new(store.clone(), s.clone());
+        warm_up(&state);
         let mut demo_token = None;
         if demo && leadscore_server::demo::load(&store, state.now()).await? {
             tracing::info!("loaded the sample model, leads and events (--demo)");
@@ -167,6 +168,27 @@ pub fn serve(db: &DbArgs, listen: Option<&str>, demo: bool) -> Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// Warms the store up in the background (`Store::warm_up`); `/readyz`
+/// answers 503 "warming up" until it is done. Reads are served meanwhile.
+fn warm_up(state: &AppState) {
+    state.warming.store(true, std::sync::atomic::Ordering::SeqCst);
+    let state = state.clone();
+    tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        match state.store.warm_up().await {
+            Ok(Some((leads, events))) => tracing::info!(
+                leads,
+                events,
+                seconds = started.elapsed().as_secs_f64(),
+                "warmed up: every lead and its events are in the writer's cache"
+            ),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "warming up failed; leads are read as they are written to"),
+        }
+        state.warming.store(false, std::sync::atomic::Ordering::SeqCst);
+    });
 }
 
 pub fn token(cmd: &TokenCommand) -> Result<()> {

@@ -59,6 +59,9 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// False while shutting down (`/readyz` says so).
     pub ready: Arc<AtomicBool>,
+    /// True while the store warms up after a start (`/readyz` says so;
+    /// see `Store::warm_up`).
+    pub warming: Arc<AtomicBool>,
     /// The background rescoring of the latest model activation, if running.
     pub rescoring: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
     /// The active predictive model, parsed once.
@@ -90,6 +93,7 @@ impl AppState {
             tokens: Arc::default(),
             settings: Arc::new(settings),
             ready: Arc::new(AtomicBool::new(true)),
+            warming: Arc::new(AtomicBool::new(false)),
             rescoring: Arc::default(),
             predictive: Arc::default(),
         }

@@ -210,6 +210,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// (`rescore::scored_after`).
     async fn refresh_scores(&self, ids: &[String], now: Timestamp) -> Result<()>;
 
+    /// Readies a freshly started server for writes at full speed. The SQLite
+    /// writer rescores a lead from its cache of leads and events; after a
+    /// start that cache is empty, and each lead's first write reads it and
+    /// all its events from the file (at 5,000 events a second over 200,000
+    /// leads the writer then falls seconds behind for minutes). This reads
+    /// every lead and event into the cache in one sequential pass instead,
+    /// as the writer's first job (writes wait behind it). `Some((leads,
+    /// events))` read; `None` when there is nothing to do (PostgreSQL, or
+    /// more events than the cache holds).
+    async fn warm_up(&self) -> Result<Option<(u64, u64)>> {
+        Ok(None)
+    }
+
     /// Automation's tables: trigger state, loads, webhooks and deliveries.
     fn automation(&self) -> automation::Automation;
 

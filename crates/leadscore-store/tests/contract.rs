@@ -477,20 +477,7 @@ async fn fresh_store_rescores(known: usize) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let ids: Vec<String> = (0..150).map(|i| format!("C{i:03}")).collect();
-    {
-        let s = open(&url).await.unwrap();
-        with_spec_model(&*s).await;
-        let leads: Vec<NewLead> = ids.iter().map(|id| new(spec_lead(id))).collect();
-        s.write_leads(leads, OnConflict::Refuse, t0()).await.unwrap();
-        let mut events = Vec::new();
-        for (i, id) in ids.iter().enumerate().filter(|(i, _)| i % 3 != 0) {
-            events.extend_from_slice(&spec_events(id)[..(i % 6) + 1]);
-        }
-        events.reverse(); // stored out of lead order
-        for batch in events.chunks(97) {
-            s.ingest(batch.to_vec(), t0()).await.unwrap();
-        }
-    }
+    store_leads_and_events(&url, &ids).await;
     let s = open(&url).await.unwrap();
     let touched: Vec<Event> = ids[..known]
         .iter()
@@ -513,6 +500,60 @@ async fn fresh_store_rescores(known: usize) {
                 model: "second".into()
             },
             "{id}"
+        );
+    }
+}
+
+/// Stores the spec's model, these leads, and some of the spec's events for
+/// two leads in three (out of lead order); the store is closed afterwards.
+/// Returns how many events were stored.
+async fn store_leads_and_events(url: &str, ids: &[String]) -> usize {
+    let s = open(url).await.unwrap();
+    with_spec_model(&*s).await;
+    let leads: Vec<NewLead> = ids.iter().map(|id| new(spec_lead(id))).collect();
+    s.write_leads(leads, OnConflict::Refuse, t0()).await.unwrap();
+    let mut events = Vec::new();
+    for (i, id) in ids.iter().enumerate().filter(|(i, _)| i % 3 != 0) {
+        events.extend_from_slice(&spec_events(id)[..(i % 6) + 1]);
+    }
+    events.reverse(); // stored out of lead order
+    for batch in events.chunks(97) {
+        s.ingest(batch.to_vec(), t0()).await.unwrap();
+    }
+    events.len()
+}
+
+/// After a start, `warm_up` reads every lead and event into the SQLite
+/// writer's cache in one pass; the scores of the writes that follow come
+/// from what it read, and must be the engine's on the stored lead and events.
+#[tokio::test]
+async fn a_warmed_up_sqlite_store_scores_new_events_from_what_it_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let ids: Vec<String> = (0..150).map(|i| format!("W{i:03}")).collect();
+    let stored = store_leads_and_events(&url, &ids).await;
+    let s = open(&url).await.unwrap();
+    assert_eq!(
+        s.warm_up().await.unwrap(),
+        Some((ids.len() as u64, stored as u64))
+    );
+    let now = t("2026-11-01T12:00:00Z");
+    let more: Vec<Event> = ids
+        .iter()
+        .map(|id| ev(&format!("{id}-warm"), id, "email_clicked", 0.25, &[]))
+        .collect();
+    s.ingest(more, now).await.unwrap();
+    let engine = ScoringModel::from_toml(SPEC_MODEL, "b2b-default").unwrap();
+    for id in &ids {
+        let record = s.get_lead(id).await.unwrap().unwrap();
+        let events = s.lead_events(id).await.unwrap();
+        let fresh = engine.score(&record.lead, &events, now);
+        let score = record.score.unwrap();
+        assert_eq!(
+            (score.score, score.fit, score.engagement, score.mql),
+            (fresh.score, fresh.fit, fresh.engagement, fresh.mql),
+            "{id}: {} events",
+            events.len()
         );
     }
 }

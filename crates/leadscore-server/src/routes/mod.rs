@@ -97,6 +97,9 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     if !state.ready.load(Ordering::SeqCst) {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
+    if state.warming.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "warming up").into_response();
+    }
     match state.store.counts().await {
         Ok(_) => (StatusCode::OK, "ready").into_response(),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response(),

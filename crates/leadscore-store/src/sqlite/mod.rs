@@ -844,6 +844,10 @@ impl Store for SqliteStore {
         self.write(move |w| w.refresh(&ids, now)).await
     }
 
+    async fn warm_up(&self) -> Result<Option<(u64, u64)>> {
+        self.write(|w| w.fill_cache()).await
+    }
+
     fn automation(&self) -> crate::automation::Automation {
         crate::automation::Automation::new(self.io.clone())
     }

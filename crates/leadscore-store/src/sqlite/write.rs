@@ -152,15 +152,16 @@ impl Writer {
     /// two sequential scans: the leads, then the events in the order they
     /// are stored (by lead), walked together. Reading 10,000 leads at a
     /// time instead looks each lead up through the id index (a page read
-    /// per lead, all over the table). Skipped when the events would not fit
-    /// the cache's bound. Runs inside the writer's transaction, so the rows and
-    /// versions read are those the rescoring then writes over.
-    fn fill_cache(&mut self) -> Result<()> {
+    /// per lead, all over the table). Skipped (`None`) when the events would
+    /// not fit the cache's bound; else how many leads and events were read.
+    /// Runs inside the writer's transaction, so the rows and versions read
+    /// are those the writes after it change.
+    pub(super) fn fill_cache(&mut self) -> Result<Option<(u64, u64)>> {
         let stored: i64 = self
             .conn
             .query_row("SELECT last FROM event_seq", [], |r| r.get(0))?;
         if self.cache.events() + stored as usize > crate::rescore::MAX_CACHED_EVENTS {
-            return Ok(());
+            return Ok(None);
         }
         let started = std::time::Instant::now();
         let mut records: Vec<LeadRecord> = self
@@ -176,6 +177,7 @@ impl Writer {
         ))?;
         let mut rows = stmt.query([])?;
         let mut row = rows.next()?;
+        let mut events_read = 0u64;
         for record in records {
             let mut events: Vec<CompactEvent> = Vec::new();
             while let Some(r) = row {
@@ -189,6 +191,7 @@ impl Writer {
                         rusqlite::types::ValueRef::Null => None,
                         v => Some(text(v)?),
                     };
+                    events_read += 1;
                     events.push(self.cache.compact(EventRow {
                         kind: text(r.get_ref(1)?)?,
                         properties,
@@ -206,11 +209,11 @@ impl Writer {
         }
         tracing::debug!(
             leads = read,
-            events = stored,
+            events = events_read,
             ms = started.elapsed().as_secs_f64() * 1e3,
             "filled the lead cache"
         );
-        Ok(())
+        Ok(Some((read as u64, events_read)))
     }
 
     /// Rescores a cached lead, stores the score with the new version, and
