@@ -178,13 +178,13 @@ fn warm_up(state: &AppState) {
     tokio::spawn(async move {
         let started = std::time::Instant::now();
         match state.store.warm_up().await {
-            Ok(Some((leads, events))) => tracing::info!(
+            Ok(Some((leads, events))) if leads > 0 => tracing::info!(
                 leads,
                 events,
                 seconds = started.elapsed().as_secs_f64(),
                 "warmed up: every lead and its events are in the writer's cache"
             ),
-            Ok(None) => {}
+            Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "warming up failed; leads are read as they are written to"),
         }
         state.warming.store(false, std::sync::atomic::Ordering::SeqCst);

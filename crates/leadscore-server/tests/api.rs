@@ -1452,6 +1452,15 @@ async fn health_and_metrics() {
         assert_eq!(r.status(), StatusCode::OK);
         let r = get("/readyz").await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
+        // While the store warms up after a start (`leadscore serve`), not ready.
+        srv.state.warming.store(true, std::sync::atomic::Ordering::SeqCst);
+        let r = get("/readyz").await.unwrap();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.text().await.unwrap(), "warming up");
+        srv.state
+            .warming
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(get("/readyz").await.unwrap().status(), StatusCode::OK);
         srv.activate_spec_model().await;
         srv.post("/leads", spec_lead("Secret1")).await;
         let text0 = get("/metrics").await.unwrap().text().await.unwrap();
