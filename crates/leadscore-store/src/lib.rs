@@ -215,11 +215,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// start that cache is empty, and each lead's first write reads it and
     /// all its events from the file (under 5,000 events a second over
     /// 200,000 leads that costs 4 % more CPU for minutes, and the writer
-    /// can fall seconds behind). This reads
-    /// every lead and event into the cache in one sequential pass instead,
-    /// as the writer's first job (writes wait behind it). `Some((leads,
-    /// events))` read; `None` when there is nothing to do (PostgreSQL, or
-    /// more events than the cache holds).
+    /// can fall seconds behind). This reads every lead and event into the
+    /// cache in one sequential pass instead, as the writer's first job
+    /// (writes wait behind it). `Some((leads, events))` read; `None` when
+    /// there is nothing to do (PostgreSQL, or more events than the cache
+    /// holds).
     async fn warm_up(&self) -> Result<Option<(u64, u64)>> {
         Ok(None)
     }
