@@ -107,13 +107,25 @@ def thread_cpu(pid):
             continue  # the thread ended
         group = next((g for g in ("sqlite-writer", "sqlite-checkpoi", "tokio-rt-worker") if name.startswith(g)), "other")
         threads[tid] = (group, cpu)
-    return {"threads": threads, "process": used(f"/proc/{pid}/stat")[1]}
+    return {"threads": threads, "process": used(f"/proc/{pid}/stat")[1], "written": bytes_written(pid)}
+
+
+def bytes_written(pid):
+    """Bytes the server has handed to write calls so far (`wchar` of
+    /proc/PID/io): the WAL's frames and the checkpointer's copies into the
+    database file, whatever the disk then takes to store them."""
+    with open(f"/proc/{pid}/io") as f:
+        for line in f:
+            if line.startswith("wchar:"):
+                return int(line.split()[1])
+    return 0
 
 
 def cpu_per_event(pid, before, events, results, phase):
     """Records and prints the server's CPU microseconds per event in a phase,
-    by thread group; the time of threads that ended during the phase is
-    counted as "ended"."""
+    by thread group (the time of threads that ended during the phase is
+    counted as "ended"), and the KiB it wrote per event: unlike the rates,
+    a figure of the build, not of the disk it ran on."""
     after = thread_cpu(pid)
     used = {}
     for tid, (group, cpu) in after["threads"].items():
@@ -121,8 +133,11 @@ def cpu_per_event(pid, before, events, results, phase):
     used["ended"] = max(after["process"] - before["process"] - sum(used.values()), 0.0)
     per = {g: v * 1e6 / max(events, 1) for g, v in sorted(used.items())}
     results[f"{phase}_cpu_us_per_event"] = {g: round(v, 1) for g, v in per.items()}
+    written = (after["written"] - before["written"]) / 1024 / max(events, 1)
+    results[f"{phase}_written_kib_per_event"] = round(written, 1)
     print(f"  server CPU per event (until the automation caught up): {sum(per.values()):.0f} us ("
-          + ", ".join(f"{g} {v:.0f}" for g, v in per.items()) + ")", file=sys.stderr)
+          + ", ".join(f"{g} {v:.0f}" for g, v in per.items()) + f"); written: {written:.1f} KiB per event",
+          file=sys.stderr)
 
 
 def metric(port, name, labels=""):
