@@ -121,11 +121,12 @@ def bytes_written(pid):
     return 0
 
 
-def cpu_per_event(pid, before, events, results, phase):
+def cpu_per_event(pid, before, events, results, phase, own_writes):
     """Records and prints the server's CPU microseconds per event in a phase,
     by thread group (the time of threads that ended during the phase is
-    counted as "ended"), and the KiB it wrote per event: unlike the rates,
-    a figure of the build, not of the disk it ran on."""
+    counted as "ended"), and, when it writes the database itself (SQLite;
+    `own_writes`), the KiB it wrote per event: unlike the rates, a figure of
+    the build, not of the disk it ran on."""
     after = thread_cpu(pid)
     used = {}
     for tid, (group, cpu) in after["threads"].items():
@@ -133,11 +134,13 @@ def cpu_per_event(pid, before, events, results, phase):
     used["ended"] = max(after["process"] - before["process"] - sum(used.values()), 0.0)
     per = {g: v * 1e6 / max(events, 1) for g, v in sorted(used.items())}
     results[f"{phase}_cpu_us_per_event"] = {g: round(v, 1) for g, v in per.items()}
-    written = (after["written"] - before["written"]) / 1024 / max(events, 1)
-    results[f"{phase}_written_kib_per_event"] = round(written, 1)
+    written = ""
+    if own_writes:
+        kib = (after["written"] - before["written"]) / 1024 / max(events, 1)
+        results[f"{phase}_written_kib_per_event"] = round(kib, 1)
+        written = f"; written: {kib:.1f} KiB per event"
     print(f"  server CPU per event (until the automation caught up): {sum(per.values()):.0f} us ("
-          + ", ".join(f"{g} {v:.0f}" for g, v in per.items()) + f"); written: {written:.1f} KiB per event",
-          file=sys.stderr)
+          + ", ".join(f"{g} {v:.0f}" for g, v in per.items()) + ")" + written, file=sys.stderr)
 
 
 def metric(port, name, labels=""):
@@ -261,6 +264,7 @@ def main():
         db_url = f"sqlite://{os.path.abspath(args.db)}"
     else:
         db_url = f"sqlite://{tmp}/bench.db"
+    own_writes = db_url.startswith("sqlite:")  # PostgreSQL's writes are its server's
     out = subprocess.run([BIN, "token", "create", "--role", "admin", "--database-url", db_url],
                          capture_output=True, text=True, check=True, env=env)
     token = out.stdout.strip().splitlines()[-1]
@@ -328,7 +332,7 @@ def main():
             print(f"batched ingest: {accepted[0]:,} events in {el:.1f} s = {accepted[0] / el:,.0f} events/s",
                   file=sys.stderr)
             evaluated = automation_caught_up(port, results, "batch", evaluated)
-            cpu_per_event(proc.pid, cpu, accepted[0], results, "batch")
+            cpu_per_event(proc.pid, cpu, accepted[0], results, "batch", own_writes)
 
         # 3. single events with wrk
         if not args.skip_single:
@@ -355,7 +359,7 @@ def main():
                 new_events(port, counts, results, "single")
                 evaluated = automation_caught_up(port, results, "single", evaluated)
                 requests = re.search(r"(\d+) requests in", w.stdout)
-                cpu_per_event(proc.pid, cpu, int(requests.group(1)) if requests else 0, results, "single")
+                cpu_per_event(proc.pid, cpu, int(requests.group(1)) if requests else 0, results, "single", own_writes)
 
         # 3b. single events at a steady rate
         if steady:
@@ -373,7 +377,7 @@ def main():
                   f"p99.9 {r['p999_ms']:.2f} ms, max {r['max_ms']:.1f} ms; "
                   f"{r['other_status']} not 2xx, {r['failed']} failed", file=sys.stderr)
             evaluated = automation_caught_up(port, results, "steady", evaluated)
-            cpu_per_event(proc.pid, cpu, r["ok"], results, "steady")
+            cpu_per_event(proc.pid, cpu, r["ok"], results, "steady", own_writes)
 
         # 4. activation of a second model (with --reuse: of new ones, a point apart in turn)
         if args.reuse:
