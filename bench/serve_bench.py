@@ -170,18 +170,27 @@ def new_events(port, since, results, phase):
     return now
 
 
-def automation_caught_up(port, results, phase, since):
-    """Waits until the automation engine has no touched lead left to look at
-    (at most two minutes) and records how long that took after the phase and
-    how many evaluations it made since `since` (the evaluations counter)."""
+def automation_caught_up(port, results, phase, since, quiet=3.0):
+    """Waits until the automation engine has had no touched lead to look at
+    and made no evaluation for `quiet` seconds (at most two minutes), and
+    records how long after the phase it was last busy and how many
+    evaluations it made since `since` (the evaluations counter). Nothing
+    waiting is not enough: a sweep (at start, after an activation) shows
+    nothing waiting while it reads which leads to look at."""
     t = time.time()
-    while metric(port, "automation_waiting_leads") > 0 and time.time() - t < 120:
+    busy_at, last = t, metric(port, "automation_evaluated_leads")
+    while time.time() - t < 120:
+        waiting, count = metric(port, "automation_waiting_leads"), metric(port, "automation_evaluated_leads")
+        if waiting > 0 or count != last:
+            busy_at, last = time.time(), count
+        elif time.time() - busy_at >= quiet:
+            break
         time.sleep(0.05)
-    evaluated = metric(port, "automation_evaluated_leads") - since
-    results[f"{phase}_automation_catch_up_s"] = time.time() - t
+    evaluated = last - since
+    results[f"{phase}_automation_catch_up_s"] = busy_at - t
     results[f"{phase}_automation_evaluations"] = evaluated
-    print(f"  automation: {evaluated:,.0f} evaluations; caught up {time.time() - t:.1f} s after", file=sys.stderr)
-    return metric(port, "automation_evaluated_leads")
+    print(f"  automation: {evaluated:,.0f} evaluations; caught up {busy_at - t:.1f} s after", file=sys.stderr)
+    return last
 
 
 def start_server(db_url, env, config=None):
