@@ -56,26 +56,10 @@ struct RowState {
 
 impl Writer {
     fn row_state(&self, id: &str) -> Result<Option<RowState>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT version, score_json IS NOT NULL, rank, band, mql FROM leads WHERE id = ?1",
-        )?;
-        Ok(stmt
-            .query_row([id], |r| {
-                let scored: bool = r.get(1)?;
-                Ok(RowState {
-                    version: r.get(0)?,
-                    last: if scored {
-                        Some((
-                            r.get(2)?,
-                            r.get::<_, Option<String>>(3)?.unwrap_or_default(),
-                            r.get::<_, Option<bool>>(4)?.unwrap_or(false),
-                        ))
-                    } else {
-                        None
-                    },
-                })
-            })
-            .optional()?)
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {ROW_STATE} FROM leads WHERE id = ?1"))?;
+        Ok(stmt.query_row([id], read_row_state).optional()?)
     }
 
     /// Makes the cache entry for `id` current at `version`, reading the lead
@@ -617,13 +601,17 @@ impl Writer {
     /// Rescores leads because time passed (see `Store::refresh_scores`).
     pub(super) fn refresh(&mut self, ids: &[String], now: Timestamp) -> Result<()> {
         for id in ids {
-            let Some(state) = self.row_state(id)? else {
+            // The row state and the stored score, in one lookup.
+            let Some((state, stored)) = self
+                .conn
+                .prepare_cached(&format!(
+                    "SELECT {ROW_STATE}, score_json FROM leads WHERE id = ?1"
+                ))?
+                .query_row([id], |r| Ok((read_row_state(r)?, r.get::<_, Option<String>>(5)?)))
+                .optional()?
+            else {
                 continue;
             };
-            let stored: Option<String> = self
-                .conn
-                .prepare_cached("SELECT score_json FROM leads WHERE id = ?1")?
-                .query_row([id], |r| r.get(0))?;
             let by = scored_by(stored.as_deref());
             if crate::rescore::scored_after(by.as_of.as_deref(), now) {
                 continue;
@@ -654,6 +642,26 @@ impl Writer {
 }
 
 type RowStateRaw = (i64, bool, f64, Option<String>, Option<bool>);
+
+/// The columns [`read_row_state`] reads, first in a query's list.
+const ROW_STATE: &str = "version, score_json IS NOT NULL, rank, band, mql";
+
+/// A lead's row state from [`ROW_STATE`]'s columns.
+fn read_row_state(r: &rusqlite::Row) -> rusqlite::Result<RowState> {
+    let scored: bool = r.get(1)?;
+    Ok(RowState {
+        version: r.get(0)?,
+        last: if scored {
+            Some((
+                r.get(2)?,
+                r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                r.get::<_, Option<bool>>(4)?.unwrap_or(false),
+            ))
+        } else {
+            None
+        },
+    })
+}
 
 /// A text column, borrowed from the row.
 fn text(v: rusqlite::types::ValueRef<'_>) -> rusqlite::Result<&str> {
