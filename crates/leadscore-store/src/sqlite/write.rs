@@ -517,22 +517,15 @@ impl Writer {
             return Ok((0, None));
         };
         let started = std::time::Instant::now();
-        let ids: Vec<(String, RowStateRaw, Option<String>)> = {
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT id, version, score_json IS NOT NULL, rank, band, mql, score_json \
-                 FROM leads WHERE id > ?1 ORDER BY id LIMIT ?2",
-            )?;
+        let ids: Vec<(String, RowState, Option<String>)> = {
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "SELECT {ROW_STATE}, score_json, id FROM leads WHERE id > ?1 ORDER BY id LIMIT ?2"
+            ))?;
             let rows = stmt.query_map(params![after, limit as i64], |r| {
                 Ok((
-                    r.get::<_, String>(0)?,
-                    (
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, bool>(2)?,
-                        r.get::<_, f64>(3)?,
-                        r.get::<_, Option<String>>(4)?,
-                        r.get::<_, Option<bool>>(5)?,
-                    ),
-                    r.get::<_, Option<String>>(6)?,
+                    r.get::<_, String>(6)?,
+                    read_row_state(r)?,
+                    r.get::<_, Option<String>>(5)?,
                 ))
             })?;
             rows.collect::<rusqlite::Result<Vec<_>>>()?
@@ -541,7 +534,7 @@ impl Writer {
             self.fill_cache()?;
         }
         let selected = started.elapsed();
-        self.load_range(ids.iter().map(|(id, (version, ..), ..)| (id.as_str(), *version)))?;
+        self.load_range(ids.iter().map(|(id, state, _)| (id.as_str(), state.version)))?;
         if let Some((id, ..)) = ids.iter().find(|(id, ..)| !self.cache.contains(id)) {
             return Err(StoreError::Database(format!(
                 "internal: lead `{id}` is not loaded for scoring"
@@ -574,13 +567,19 @@ impl Writer {
         let scored = started.elapsed();
         // Each lead's entry names the model that scored it (see `write_score`).
         let cause = Cause::ModelActivated { model: String::new() };
-        for ((id, (version, scored, rank, band, mql), _), result) in ids.iter().zip(results) {
+        for ((id, state, _), result) in ids.iter().zip(results) {
             let Some((new, fit)) = result else { continue };
             if let (Some(fit), Some(new)) = (fit, &new) {
                 self.cache.keep_fit(id, new.model, fit);
             }
-            let last = scored.then(|| (*rank, band.clone().unwrap_or_default(), mql.unwrap_or(false)));
-            self.write_score(id, version + 1, last, now, &cause, new.as_ref())?;
+            self.write_score(
+                id,
+                state.version + 1,
+                state.last.clone(),
+                now,
+                &cause,
+                new.as_ref(),
+            )?;
         }
         tracing::debug!(
             leads = ids.len(),
@@ -640,8 +639,6 @@ impl Writer {
         Ok(())
     }
 }
-
-type RowStateRaw = (i64, bool, f64, Option<String>, Option<bool>);
 
 /// The columns [`read_row_state`] reads, first in a query's list.
 const ROW_STATE: &str = "version, score_json IS NOT NULL, rank, band, mql";
