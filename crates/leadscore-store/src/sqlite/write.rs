@@ -50,8 +50,32 @@ type Touched = (RowState, bool, Vec<String>);
 
 /// A lead's row state the writer needs before rescoring it.
 struct RowState {
+    /// The row's own key: read in the same transaction as the write that
+    /// uses it, so it is the row's (rowids change only in a `VACUUM`).
+    rowid: i64,
     version: i64,
     last: Option<(f64, String, bool)>,
+}
+
+/// The lead row a new score goes to: the lead's id (for its history and
+/// cache entry), the row's rowid (the row is updated through it, not
+/// through the id's index a second time) and the row's new version.
+#[derive(Clone, Copy)]
+struct ScoreTarget<'a> {
+    id: &'a str,
+    rowid: i64,
+    version: i64,
+}
+
+impl RowState {
+    /// Where the lead's next score goes: this row, one version on.
+    fn next<'a>(&self, id: &'a str) -> ScoreTarget<'a> {
+        ScoreTarget {
+            id,
+            rowid: self.rowid,
+            version: self.version + 1,
+        }
+    }
 }
 
 impl Writer {
@@ -204,12 +228,12 @@ impl Writer {
     /// records the change in its history when it is worth recording.
     fn store_score(
         &mut self,
-        id: &str,
-        version: i64,
+        to: ScoreTarget,
         last: Option<(f64, String, bool)>,
         now: Timestamp,
         cause: &Cause,
     ) -> Result<()> {
+        let id = to.id;
         let chosen = match &self.active {
             Some(set) => {
                 let lead = self.cache.lead(id).ok_or_else(|| {
@@ -223,7 +247,7 @@ impl Writer {
             let score = self.cache.score(id, model, now).expect("the lead is cached");
             Scored::new(model, &score, &now.to_string())
         });
-        self.write_score(id, version, last, now, cause, scored.as_ref())
+        self.write_score(to, last, now, cause, scored.as_ref())
     }
 
     /// Stores a lead's new score (`None`: no active model applies, so it is
@@ -231,30 +255,30 @@ impl Writer {
     /// when it is worth recording.
     fn write_score(
         &mut self,
-        id: &str,
-        version: i64,
+        to: ScoreTarget,
         last: Option<(f64, String, bool)>,
         now: Timestamp,
         cause: &Cause,
         scored: Option<&Scored>,
     ) -> Result<()> {
+        let ScoreTarget { id, rowid, version } = to;
         let Some(new) = scored else {
             self.conn
                 .prepare_cached(
                     "UPDATE leads SET version = ?2, rank = ?3, band = NULL, grade = NULL, mql = NULL, \
-                     score_json = NULL WHERE id = ?1",
+                     score_json = NULL WHERE rowid = ?1",
                 )?
-                .execute(params![id, version, crate::leads::UNSCORED_RANK])?;
+                .execute(params![rowid, version, crate::leads::UNSCORED_RANK])?;
             self.cache.set_version(id, version);
             return Ok(());
         };
         self.conn
             .prepare_cached(
                 "UPDATE leads SET version = ?2, rank = ?3, band = ?4, grade = ?5, mql = ?6, score_json = ?7 \
-                 WHERE id = ?1",
+                 WHERE rowid = ?1",
             )?
             .execute(params![
-                id, version, new.score, new.band, new.grade, new.mql, new.json
+                rowid, version, new.score, new.band, new.grade, new.mql, new.json
             ])?;
         self.cache.set_version(id, version);
         let old = last.as_ref().map(|(s, b, m)| (*s, b.as_str(), *m));
@@ -355,13 +379,7 @@ impl Writer {
                 // Read with the new events already in.
                 self.ensure_cached(id, state.version)?;
             }
-            self.store_score(
-                id,
-                state.version + 1,
-                state.last,
-                now,
-                &Cause::Events { events: ids },
-            )?;
+            self.store_score(state.next(id), state.last, now, &Cause::Events { events: ids })?;
         }
         Ok(statuses)
     }
@@ -405,9 +423,14 @@ impl Writer {
                 let mut lead = new.lead;
                 let id = given_id.unwrap_or_else(new_lead_id);
                 lead.set(StdField::Id, id.clone());
-                self.insert_lead(&lead, new.owner.as_deref(), key.as_deref(), now)?;
+                let rowid = self.insert_lead(&lead, new.owner.as_deref(), key.as_deref(), now)?;
                 self.cache.load(lead, 1, []);
-                self.store_score(&id, 1, None, now, &Cause::Created)?;
+                let to = ScoreTarget {
+                    id: &id,
+                    rowid,
+                    version: 1,
+                };
+                self.store_score(to, None, now, &Cause::Created)?;
                 Ok(LeadWrite::Created(id))
             }
         }
@@ -419,7 +442,7 @@ impl Writer {
         owner: Option<&str>,
         key: Option<&str>,
         now: Timestamp,
-    ) -> Result<()> {
+    ) -> Result<i64> {
         let cols = LEAD_COLUMNS.join(", ");
         let marks = (1..=15).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
         let mut stmt = self.conn.prepare_cached(&format!(
@@ -430,7 +453,7 @@ impl Writer {
         values.push(now.as_micros().into());
         values.push(rank(None).into());
         stmt.execute(rusqlite::params_from_iter(values))?;
-        Ok(())
+        Ok(self.conn.last_insert_rowid())
     }
 
     fn lead_for_update(&mut self, id: &str) -> Result<LeadRecord> {
@@ -478,7 +501,7 @@ impl Writer {
         let state = self.row_state(&id)?.expect("the lead exists");
         self.ensure_cached(&id, state.version)?;
         self.cache.set_lead(lead, state.version);
-        self.store_score(&id, state.version + 1, state.last, now, &Cause::LeadEdited)
+        self.store_score(state.next(&id), state.last, now, &Cause::LeadEdited)
     }
 
     pub(super) fn update_lead(
@@ -523,9 +546,9 @@ impl Writer {
             ))?;
             let rows = stmt.query_map(params![after, limit as i64], |r| {
                 Ok((
-                    r.get::<_, String>(6)?,
+                    r.get::<_, String>(ROW_STATE_LEN + 1)?,
                     read_row_state(r)?,
-                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, Option<String>>(ROW_STATE_LEN)?,
                 ))
             })?;
             rows.collect::<rusqlite::Result<Vec<_>>>()?
@@ -572,14 +595,7 @@ impl Writer {
             if let (Some(fit), Some(new)) = (fit, &new) {
                 self.cache.keep_fit(id, new.model, fit);
             }
-            self.write_score(
-                id,
-                state.version + 1,
-                state.last.clone(),
-                now,
-                &cause,
-                new.as_ref(),
-            )?;
+            self.write_score(state.next(id), state.last.clone(), now, &cause, new.as_ref())?;
         }
         tracing::debug!(
             leads = ids.len(),
@@ -606,7 +622,9 @@ impl Writer {
                 .prepare_cached(&format!(
                     "SELECT {ROW_STATE}, score_json FROM leads WHERE id = ?1"
                 ))?
-                .query_row([id], |r| Ok((read_row_state(r)?, r.get::<_, Option<String>>(5)?)))
+                .query_row([id], |r| {
+                    Ok((read_row_state(r)?, r.get::<_, Option<String>>(ROW_STATE_LEN)?))
+                })
                 .optional()?
             else {
                 continue;
@@ -621,7 +639,7 @@ impl Writer {
                 _ => None,
             };
             let cause = crate::rescore::refresh_cause(by.model.as_deref(), scoring.as_deref());
-            self.store_score(id, state.version + 1, state.last, now, &cause)?;
+            self.store_score(state.next(id), state.last, now, &cause)?;
         }
         Ok(())
     }
@@ -641,18 +659,21 @@ impl Writer {
 }
 
 /// The columns [`read_row_state`] reads, first in a query's list.
-const ROW_STATE: &str = "version, score_json IS NOT NULL, rank, band, mql";
+const ROW_STATE: &str = "rowid, version, score_json IS NOT NULL, rank, band, mql";
+/// How many they are: a query's next column is at this index.
+const ROW_STATE_LEN: usize = 6;
 
 /// A lead's row state from [`ROW_STATE`]'s columns.
 fn read_row_state(r: &rusqlite::Row) -> rusqlite::Result<RowState> {
-    let scored: bool = r.get(1)?;
+    let scored: bool = r.get(2)?;
     Ok(RowState {
-        version: r.get(0)?,
+        rowid: r.get(0)?,
+        version: r.get(1)?,
         last: if scored {
             Some((
-                r.get(2)?,
-                r.get::<_, Option<String>>(3)?.unwrap_or_default(),
-                r.get::<_, Option<bool>>(4)?.unwrap_or(false),
+                r.get(3)?,
+                r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                r.get::<_, Option<bool>>(5)?.unwrap_or(false),
             ))
         } else {
             None
