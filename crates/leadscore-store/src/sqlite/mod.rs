@@ -93,7 +93,7 @@ pub(crate) struct Writer {
     wal: Arc<WalLength>,
     last_restart: std::time::Instant,
     /// The open transaction holds no request's writes yet: the next request
-    /// runs without a savepoint (see [`Writer::in_savepoint`]).
+    /// runs without a savepoint (see [`Writer::run_undoable`]).
     fresh: bool,
 }
 
@@ -269,7 +269,7 @@ impl Io {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |w: Option<&mut Writer>| -> Reply {
             let result = match w {
-                Some(w) => w.in_savepoint(f),
+                Some(w) => w.run_undoable(f),
                 None => Err(StoreError::Database("could not begin a transaction".into())),
             };
             Box::new(move |commit: Result<(), String>| {
@@ -541,9 +541,9 @@ impl Writer {
     /// rolling the whole transaction back (and beginning another for the
     /// requests after it). Inside a savepoint SQLite copies every page a
     /// request changes, as it was, into a journal in memory, at its first
-    /// change: a tenth of the writer's time in an activation's chunk (tens of
-    /// thousands of pages) and in a batch of a thousand events.
-    fn in_savepoint<T>(&mut self, f: impl FnOnce(&mut Writer) -> Result<T>) -> Result<T> {
+    /// change: 5-6 % of the writer's CPU in an activation's chunks (tens of
+    /// thousands of pages each).
+    fn run_undoable<T>(&mut self, f: impl FnOnce(&mut Writer) -> Result<T>) -> Result<T> {
         let alone = std::mem::take(&mut self.fresh);
         if !alone {
             self.conn.execute_batch("SAVEPOINT job")?;
@@ -565,18 +565,16 @@ impl Writer {
                 Ok(v)
             }
             Err(e) => {
-                if alone {
-                    // Nothing but this request is in the transaction.
-                    let _ = self.conn.execute_batch("ROLLBACK");
-                } else {
-                    let _ = self.conn.execute_batch("ROLLBACK TO job; RELEASE job");
-                }
-                // The entries this write changed may hold what was just undone.
+                // The entries this write changed may hold what is undone.
                 self.cache.undo();
                 if alone {
-                    // The requests after it in the group get a transaction of
-                    // their own (none, if it cannot begin: see `writer_loop`).
+                    // Nothing but this request is in the transaction. The
+                    // requests after it in the group get one of their own
+                    // (none, if it cannot begin: see `writer_loop`).
+                    let _ = self.conn.execute_batch("ROLLBACK");
                     self.begin();
+                } else {
+                    let _ = self.conn.execute_batch("ROLLBACK TO job; RELEASE job");
                 }
                 Err(e)
             }
@@ -953,7 +951,7 @@ mod tests {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         queued_tx.send(()).unwrap();
         assert!(first.await.unwrap().is_err());
-        let answers: Vec<bool> = futures_join(rest).await;
+        let answers = succeeded(rest).await;
         assert_eq!(answers, [true, false, true]);
         let names: Vec<String> = io
             .read(|c| {
@@ -966,7 +964,8 @@ mod tests {
         assert_eq!(names, ["fourth", "second"]);
     }
 
-    async fn futures_join<const N: usize>(
+    /// Which of the requests succeeded, in order.
+    async fn succeeded<const N: usize>(
         handles: [tokio::task::JoinHandle<crate::Result<()>>; N],
     ) -> Vec<bool> {
         let mut out = Vec::new();
