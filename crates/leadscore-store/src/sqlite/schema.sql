@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS leads (
     mql            INTEGER,
     score_json     TEXT              -- the whole current score, as served
 );
-CREATE INDEX IF NOT EXISTS leads_by_rank ON leads (rank DESC, id);
+-- leads_by_rank, the sort by score, is `RANK_INDEX` in mod.rs: a rescoring
+-- of many leads drops it and builds it again at its end.
 CREATE INDEX IF NOT EXISTS leads_by_created ON leads (created_at DESC, id);
 CREATE INDEX IF NOT EXISTS leads_by_owner ON leads (owner);
 

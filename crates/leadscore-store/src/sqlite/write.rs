@@ -644,6 +644,18 @@ impl Writer {
         Ok(())
     }
 
+    /// Builds the leads' sort by score ([`super::RANK_INDEX`]) or drops it.
+    pub(super) fn set_rank_index(&mut self, present: bool) -> Result<()> {
+        let started = std::time::Instant::now();
+        if present {
+            self.conn.execute_batch(super::RANK_INDEX)?;
+        } else {
+            self.conn.execute_batch("DROP INDEX IF EXISTS leads_by_rank;")?;
+        }
+        tracing::debug!(present, ms = started.elapsed().as_secs_f64() * 1e3, "rank index");
+        Ok(())
+    }
+
     pub(super) fn record_rescore(&mut self, done: u64, total: u64, finished: bool) -> Result<()> {
         let progress = RescoreProgress {
             done,
