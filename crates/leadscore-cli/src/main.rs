@@ -170,6 +170,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Named, so that a thread's CPU is told apart (`/proc`, perf): unnamed,
+    // the pool's threads take the name of the thread that first used it
+    // (in the service, the SQLite writer, which scores activations on it).
+    let _ = rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("rayon-{i}"))
+        .build_global();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
