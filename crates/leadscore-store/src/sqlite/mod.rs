@@ -997,27 +997,30 @@ mod tests {
 
     /// A rescoring of more leads than one chunk drops the sort by score
     /// while it runs and builds it again at its end; one of a single chunk
-    /// keeps it. Either way the list by score comes out in order.
+    /// keeps it. Either way the list by score comes out in order, and each
+    /// lead holds its own score (a chunk is scored in parts, each written
+    /// while the next is scored).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_long_rescoring_builds_the_rank_index_again_at_its_end() {
         use crate::{LeadQuery, NewLead, OnConflict, Store};
-        use leadscore_core::{Lead, StdField, Timestamp};
+        use leadscore_core::{Lead, ScoringModel, StdField, Timestamp};
         const MODEL: &str = include_str!("../../../leadscore-core/tests/fixtures/spec-model.toml");
+        const LEADS: usize = 2_500;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         let mut store = SqliteStore::open(&path).unwrap();
-        store.rescore_chunk = 4;
         let now = Timestamp::parse("2026-11-01T00:00:00Z").unwrap();
         let titles = ["CEO", "Intern", "VP Sales", "Analyst", "Founder"];
-        let leads = (0..10)
+        let leads: Vec<NewLead> = (0..LEADS)
             .map(|i| NewLead {
-                lead: Lead::new(format!("L{i}"))
+                lead: Lead::new(format!("L{i:04}"))
                     .with(StdField::JobTitle, titles[i % titles.len()])
-                    .with(StdField::Employees, (i * 150).to_string())
+                    .with(StdField::Employees, (i % 7 * 150).to_string())
                     .with(StdField::Industry, if i % 3 == 0 { "Travel" } else { "Retail" }),
                 owner: None,
             })
             .collect();
+        let ids: Vec<String> = leads.iter().map(|l| l.lead.id().to_owned()).collect();
         store.write_leads(leads, OnConflict::Refuse, now).await.unwrap();
         let indexed = {
             let path = path.clone();
@@ -1032,16 +1035,9 @@ mod tests {
                     == 1
             }
         };
-        for (name, chunk, during) in [("first", 4, false), ("second", 100, true)] {
+        for (name, points, chunk, during) in [("first", "15", 1_200, false), ("second", "14", 5_000, true)] {
             store.rescore_chunk = chunk;
-            let toml = MODEL.replace(
-                "points = 15",
-                if name == "first" {
-                    "points = 15"
-                } else {
-                    "points = 14"
-                },
-            );
+            let toml = MODEL.replace("points = 15", &format!("points = {points}"));
             store.put_model(name, &toml, now).await.unwrap();
             store.activate_model(name, now, false).await.unwrap();
             let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -1050,19 +1046,28 @@ mod tests {
                 .rescore_all(now, Arc::new(move |_, _| log.lock().unwrap().push(look())))
                 .await
                 .unwrap();
-            assert_eq!(n, 10);
+            assert_eq!(n, LEADS as u64);
             let seen = seen.lock().unwrap().clone();
-            assert_eq!(seen, vec![during; 10usize.div_ceil(chunk)], "{name}");
+            assert_eq!(seen, vec![during; LEADS.div_ceil(chunk)], "{name}");
             assert!(indexed(), "{name}");
+            // The first page (a page is at most 1,000 leads).
             let query = LeadQuery {
-                limit: 100,
+                limit: 1_000,
                 ..LeadQuery::default()
             };
             let (listed, _) = store.list_leads(&query).await.unwrap();
             let scores: Vec<f64> = listed.iter().map(|r| r.score.as_ref().unwrap().score).collect();
-            assert_eq!(scores.len(), 10);
-            assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{name}: {scores:?}");
-            assert!(scores.first() > scores.last(), "{name}: {scores:?}");
+            assert_eq!(scores.len(), 1_000);
+            assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{name}");
+            assert!(scores.first() > scores.last(), "{name}");
+            let engine = ScoringModel::from_toml(&toml, name).unwrap();
+            let stored = store.get_leads(&ids).await.unwrap();
+            for id in &ids {
+                let record = &stored[id];
+                let score = record.score.as_ref().unwrap();
+                let fresh = engine.score(&record.lead, &[], now);
+                assert_eq!((score.model.as_ref(), score.score), (name, fresh.score), "{id}");
+            }
         }
     }
 

@@ -16,6 +16,10 @@ use crate::{LEAD_COLUMNS, Result, StoreError, email_key, new_lead_id};
 /// ingest goes on in between.
 pub(super) const RESCORE_CHUNK: usize = 10_000;
 
+/// Leads of a rescoring chunk scored at once: the next part is scored on
+/// the pool while the writer writes the last one.
+const SCORE_PART: usize = 1_000;
+
 /// Below this many missing leads, a run is loaded lead by lead.
 const BULK_LOAD_FROM: usize = 64;
 
@@ -47,6 +51,10 @@ impl<'m> Scored<'m> {
 /// A lead touched by an ingest batch: its row state, whether its cache entry
 /// was current before the inserts, and the ids of its new events.
 type Touched = (RowState, bool, Vec<String>);
+
+/// What a rescored lead's cache entry gets once its chunk is written: its
+/// new version and, when a model scored it, that model's fit outcome.
+type Kept<'a> = (&'a str, i64, Option<(&'a ActiveModel, FitOutcome)>);
 
 /// A lead's row state the writer needs before rescoring it.
 struct RowState {
@@ -261,47 +269,8 @@ impl Writer {
         cause: &Cause,
         scored: Option<&Scored>,
     ) -> Result<()> {
-        let ScoreTarget { id, rowid, version } = to;
-        let Some(new) = scored else {
-            self.conn
-                .prepare_cached(
-                    "UPDATE leads SET version = ?2, rank = ?3, band = NULL, grade = NULL, mql = NULL, \
-                     score_json = NULL WHERE rowid = ?1",
-                )?
-                .execute(params![rowid, version, crate::leads::UNSCORED_RANK])?;
-            self.cache.set_version(id, version);
-            return Ok(());
-        };
-        self.conn
-            .prepare_cached(
-                "UPDATE leads SET version = ?2, rank = ?3, band = ?4, grade = ?5, mql = ?6, score_json = ?7 \
-                 WHERE rowid = ?1",
-            )?
-            .execute(params![
-                rowid, version, new.score, new.band, new.grade, new.mql, new.json
-            ])?;
-        self.cache.set_version(id, version);
-        let old = last.as_ref().map(|(s, b, m)| (*s, b.as_str(), *m));
-        if worth_recording(old, (new.score, new.band, new.mql)) {
-            let model = &new.model.name;
-            // After an activation each lead's entry names the model that scored it.
-            let named;
-            let cause = match cause {
-                Cause::ModelActivated { .. } => {
-                    named = Cause::ModelActivated {
-                        model: model.to_string(),
-                    };
-                    &named
-                }
-                other => other,
-            };
-            let cause = serde_json::to_string(cause).expect("a cause serializes");
-            self.conn
-                .prepare_cached(
-                    "INSERT INTO history (lead, at, score, band, mql, model, cause) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )?
-                .execute(params![id, now.as_micros(), new.score, new.band, new.mql, &**model, cause])?;
-        }
+        write_row(&self.conn, to, last, now, cause, scored)?;
+        self.cache.set_version(to.id, to.version);
         Ok(())
     }
 
@@ -564,45 +533,78 @@ impl Writer {
             )));
         }
         let loaded = started.elapsed();
-        // Checking, scoring and serializing run on every core; the writes
-        // follow in order. `None`: the lead is already current (scored by an
-        // active model as of the activation or later, by a write after the
-        // activation); rescoring it as of `now` would set it back and drop
-        // events that happened since.
-        let cache = &self.cache;
+        // Checking, scoring and serializing run on every core, a part ahead
+        // of the writes, which follow in order. `None`: the lead is already
+        // current (scored by an active model as of the activation or later,
+        // by a write after the activation); rescoring it as of `now` would
+        // set it back and drop events that happened since.
         let now_text = now.to_string();
-        let results: Vec<Option<(Option<Scored>, Option<FitOutcome>)>> = ids
-            .par_iter()
-            .map(|(id, _, score_json)| {
-                let lead = cache.lead(id).expect("the chunk is cached");
-                let ScoredBy { model, as_of } = scored_by(score_json.as_deref());
-                let (by, as_of) = (model.as_deref(), as_of.as_deref());
-                if set.may_be_current(by, as_of, now) && set.scored_since(lead, by, as_of, now) {
-                    return None;
-                }
-                let Some(model) = set.for_lead(lead) else {
-                    return Some((None, None));
-                };
-                let (score, fit) = cache.score_shared(id, model, now).expect("the chunk is cached");
-                Some((Some(Scored::new(model, &score, &now_text)), fit))
-            })
-            .collect();
-        let scored = started.elapsed();
+        let score = |(id, _, score_json): &(String, RowState, Option<String>)| {
+            let lead = self.cache.lead(id).expect("the chunk is cached");
+            let ScoredBy { model, as_of } = scored_by(score_json.as_deref());
+            let (by, as_of) = (model.as_deref(), as_of.as_deref());
+            if set.may_be_current(by, as_of, now) && set.scored_since(lead, by, as_of, now) {
+                return None;
+            }
+            let Some(model) = set.for_lead(lead) else {
+                return Some((None, None));
+            };
+            let (score, fit) = self
+                .cache
+                .score_shared(id, model, now)
+                .expect("the chunk is cached");
+            Some((Some(Scored::new(model, &score, &now_text)), fit))
+        };
         // Each lead's entry names the model that scored it (see `write_score`).
         let cause = Cause::ModelActivated { model: String::new() };
-        for ((id, state, _), result) in ids.iter().zip(results) {
-            let Some((new, fit)) = result else { continue };
-            if let (Some(fit), Some(new)) = (fit, &new) {
-                self.cache.keep_fit(id, new.model, fit);
+        // A part is scored on the pool while the one before is written here;
+        // the cache is changed after both (the scoring reads it).
+        let (parts, written) = std::sync::mpsc::sync_channel(2);
+        let mut kept: Vec<Kept> = Vec::with_capacity(ids.len());
+        let wrote: Result<()> = std::thread::scope(|s| {
+            // Owned here: a failed write drops it, which stops the scorer.
+            let written = written;
+            let scorer = std::thread::Builder::new().name("rescore-parts".into());
+            scorer
+                .spawn_scoped(s, || {
+                    // Owned here: a panic drops it, which ends the loop below.
+                    let parts = parts;
+                    for part in ids.chunks(SCORE_PART) {
+                        let results: Vec<_> = part.par_iter().map(&score).collect();
+                        if parts.send(results).is_err() {
+                            return;
+                        }
+                    }
+                })
+                .map_err(|e| StoreError::Database(format!("cannot start scoring: {e}")))?;
+            for part in ids.chunks(SCORE_PART) {
+                // No part: the scorer panicked (the scope passes it on).
+                let Ok(results) = written.recv() else {
+                    return Err(StoreError::Database(
+                        "internal: a rescoring part was not scored".into(),
+                    ));
+                };
+                for ((id, state, _), result) in part.iter().zip(results) {
+                    let Some((new, fit)) = result else { continue };
+                    let to = state.next(id);
+                    write_row(&self.conn, to, state.last.clone(), now, &cause, new.as_ref())?;
+                    kept.push((id, to.version, new.as_ref().zip(fit).map(|(n, f)| (n.model, f))));
+                }
             }
-            self.write_score(state.next(id), state.last.clone(), now, &cause, new.as_ref())?;
+            Ok(())
+        });
+        wrote?;
+        for (id, version, fit) in kept {
+            if let Some((model, fit)) = fit {
+                self.cache.keep_fit(id, model, fit);
+            }
+            self.cache.set_version(id, version);
         }
         tracing::debug!(
             leads = ids.len(),
             select_ms = selected.as_secs_f64() * 1e3,
             load_ms = (loaded - selected).as_secs_f64() * 1e3,
-            score_ms = (scored - loaded).as_secs_f64() * 1e3,
-            write_ms = (started.elapsed() - scored).as_secs_f64() * 1e3,
+            score_and_write_ms = (started.elapsed() - loaded).as_secs_f64() * 1e3,
             "rescored a chunk"
         );
         let n = ids.len() as u64;
@@ -750,4 +752,54 @@ fn lead_values(lead: &Lead, key: Option<&str>, owner: Option<&str>) -> Vec<rusql
     values.push(owner.map(str::to_owned).into());
     values.push(search_text(lead).into());
     values
+}
+
+/// [`Writer::write_score`]'s writes, without the cache's: the lead row and,
+/// when worth recording, its history entry.
+fn write_row(
+    conn: &rusqlite::Connection,
+    to: ScoreTarget,
+    last: Option<(f64, String, bool)>,
+    now: Timestamp,
+    cause: &Cause,
+    scored: Option<&Scored>,
+) -> Result<()> {
+    let ScoreTarget { id, rowid, version } = to;
+    let Some(new) = scored else {
+        conn.prepare_cached(
+            "UPDATE leads SET version = ?2, rank = ?3, band = NULL, grade = NULL, mql = NULL, \
+                 score_json = NULL WHERE rowid = ?1",
+        )?
+        .execute(params![rowid, version, crate::leads::UNSCORED_RANK])?;
+        return Ok(());
+    };
+    conn.prepare_cached(
+        "UPDATE leads SET version = ?2, rank = ?3, band = ?4, grade = ?5, mql = ?6, score_json = ?7 \
+             WHERE rowid = ?1",
+    )?
+    .execute(params![
+        rowid, version, new.score, new.band, new.grade, new.mql, new.json
+    ])?;
+    let old = last.as_ref().map(|(s, b, m)| (*s, b.as_str(), *m));
+    if worth_recording(old, (new.score, new.band, new.mql)) {
+        let model = &new.model.name;
+        // After an activation each lead's entry names the model that scored it.
+        let named;
+        let cause = match cause {
+            Cause::ModelActivated { .. } => {
+                named = Cause::ModelActivated {
+                    model: model.to_string(),
+                };
+                &named
+            }
+            other => other,
+        };
+        let cause = serde_json::to_string(cause).expect("a cause serializes");
+        conn
+            .prepare_cached(
+                "INSERT INTO history (lead, at, score, band, mql, model, cause) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![id, now.as_micros(), new.score, new.band, new.mql, &**model, cause])?;
+    }
+    Ok(())
 }
