@@ -255,21 +255,7 @@ impl Writer {
             let score = self.cache.score(id, model, now).expect("the lead is cached");
             Scored::new(model, &score, &now.to_string())
         });
-        self.write_score(to, last, now, cause, scored.as_ref())
-    }
-
-    /// Stores a lead's new score (`None`: no active model applies, so it is
-    /// unscored) with the new version, and records the change in its history
-    /// when it is worth recording.
-    fn write_score(
-        &mut self,
-        to: ScoreTarget,
-        last: Option<(f64, String, bool)>,
-        now: Timestamp,
-        cause: &Cause,
-        scored: Option<&Scored>,
-    ) -> Result<()> {
-        write_row(&self.conn, to, last, now, cause, scored)?;
+        write_score(&self.conn, to, last, now, cause, scored.as_ref())?;
         self.cache.set_version(to.id, to.version);
         Ok(())
     }
@@ -587,7 +573,7 @@ impl Writer {
                 for ((id, state, _), result) in part.iter().zip(results) {
                     let Some((new, fit)) = result else { continue };
                     let to = state.next(id);
-                    write_row(&self.conn, to, state.last.clone(), now, &cause, new.as_ref())?;
+                    write_score(&self.conn, to, state.last.clone(), now, &cause, new.as_ref())?;
                     kept.push((id, to.version, new.as_ref().zip(fit).map(|(n, f)| (n.model, f))));
                 }
             }
@@ -754,9 +740,11 @@ fn lead_values(lead: &Lead, key: Option<&str>, owner: Option<&str>) -> Vec<rusql
     values
 }
 
-/// [`Writer::write_score`]'s writes, without the cache's: the lead row and,
-/// when worth recording, its history entry.
-fn write_row(
+/// Stores a lead's new score (`None`: no active model applies, so it is
+/// unscored) with the new version, and records the change in its history
+/// when it is worth recording. The lead's cache entry is the caller's to
+/// bring to the new version.
+fn write_score(
     conn: &rusqlite::Connection,
     to: ScoreTarget,
     last: Option<(f64, String, bool)>,
