@@ -37,8 +37,9 @@ const EVENTS_SCHEMA: &str = include_str!("events.sql");
 /// ([`Writer::set_rank_index`]): moving each lead's entry rewrote nearly all
 /// of the index's pages once per chunk (every rescored lead has a new rank,
 /// anywhere in the index). Meanwhile a list sorted by score reads the whole
-/// table (about 0.1 s for 200,000 leads). A rescoring cut off by a stop or
-/// a failure leaves it to be built at the next open.
+/// table (about 0.1 s for 200,000 leads). A failed rescoring builds it
+/// too; one cut off by a stop leaves it to the next open, one cut off by a
+/// newer activation to that activation's rescoring.
 const RANK_INDEX: &str = "CREATE INDEX IF NOT EXISTS leads_by_rank ON leads (rank DESC, id);";
 /// The `user_version` that [`SCHEMA`] sets.
 const SCHEMA_VERSION: i64 = 2;
@@ -777,20 +778,17 @@ impl Store for SqliteStore {
             }
         }
         .await;
-        // Built again even when the rescoring failed, in the transaction that
-        // records the end (so that no one sees it finished without it).
-        let finished = rescored.is_ok();
-        self.write(move |w| {
-            if many {
-                w.set_rank_index(true)?;
-            }
-            if finished {
-                w.record_rescore(done, done.max(total), true)?;
-            }
-            Ok(())
-        })
-        .await?;
-        rescored.map(|()| done)
+        // Built again even when the rescoring failed, and by every rescoring
+        // (a no-op when it is there): one cut off by a newer activation left
+        // it to the newer one, which may be of a single chunk. In a job of
+        // its own, before the end is recorded (so that no one sees the
+        // rescoring finished without it), and kept if recording fails.
+        let rebuilt = self.write(|w| w.set_rank_index(true)).await;
+        rescored?;
+        rebuilt?;
+        self.write(move |w| w.record_rescore(done, done.max(total), true))
+            .await?;
+        Ok(done)
     }
 
     async fn create_token(&self, token: TokenRecord) -> Result<()> {
@@ -997,7 +995,8 @@ mod tests {
 
     /// A rescoring of more leads than one chunk drops the sort by score
     /// while it runs and builds it again at its end; one of a single chunk
-    /// keeps it. Either way the list by score comes out in order, and each
+    /// keeps it, and builds it when an earlier rescoring, cut off, left it
+    /// dropped. Either way the list by score comes out in order, and each
     /// lead holds its own score (a chunk is scored in parts, each written
     /// while the next is scored).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1035,7 +1034,16 @@ mod tests {
                     == 1
             }
         };
-        for (name, points, chunk, during) in [("first", "15", 1_200, false), ("second", "14", 5_000, true)] {
+        let cases = [
+            ("first", "15", 1_200, false, false),
+            ("second", "14", 5_000, true, false),
+            ("third", "13", 5_000, false, true),
+        ];
+        for (name, points, chunk, during, cut_off_before) in cases {
+            if cut_off_before {
+                // As a rescoring stopped by a newer activation leaves it.
+                store.io.write(|w| w.set_rank_index(false)).await.unwrap();
+            }
             store.rescore_chunk = chunk;
             let toml = MODEL.replace("points = 15", &format!("points = {points}"));
             store.put_model(name, &toml, now).await.unwrap();
