@@ -177,6 +177,10 @@ fn warm_up(state: &AppState) {
     let state = state.clone();
     tokio::spawn(async move {
         let started = std::time::Instant::now();
+        // Not on the first write (see `load_phone_metadata`).
+        if let Err(e) = tokio::task::spawn_blocking(leadscore_core::checks::load_phone_metadata).await {
+            tracing::warn!(error = %e, "loading the phone metadata failed; the first phone checked loads it");
+        }
         match state.store.warm_up().await {
             Ok(Some((leads, events))) if leads > 0 => tracing::info!(
                 leads,

@@ -906,7 +906,14 @@ impl Store for SqliteStore {
     }
 
     async fn warm_up(&self) -> Result<Option<(u64, u64)>> {
-        self.write(|w| w.fill_cache()).await
+        let filled = self.write(|w| w.fill_cache()).await?;
+        // After the filling's memory is freed, in a job of its own.
+        self.write(|_| {
+            write::settle_allocator();
+            Ok(())
+        })
+        .await?;
+        Ok(filled)
     }
 
     fn automation(&self) -> crate::automation::Automation {
