@@ -359,6 +359,8 @@ struct WalLength {
 fn checkpoint_loop(conn: &Connection, db_file: &std::fs::File, stop: &mpsc::Receiver<()>, wal: &WalLength) {
     let mut pause = std::time::Duration::from_millis(500);
     let mut synced = 0;
+    // Passes made since the WAL grew past the restart length.
+    let mut passes_long = 0;
     while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(pause) {
         let started = std::time::Instant::now();
         match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
@@ -379,9 +381,23 @@ fn checkpoint_loop(conn: &Connection, db_file: &std::fs::File, stop: &mpsc::Rece
                     sync_ms = (started.elapsed() - copied_at).as_secs_f64() * 1e3,
                     "WAL checkpointed"
                 );
+                // Past the restart length, passes follow each other: each
+                // copies what came during the one before, so each is shorter,
+                // and the restart after the last has little left to copy and
+                // sync while every write waits (35 ms after a single pass
+                // under 5,000 events a second: the frames of its sync). Until
+                // then the writer is told the checkpointer is behind.
+                let long = frames > WAL_RESTART_FRAMES;
+                passes_long = if long { passes_long + 1 } else { 0 };
+                let settling = long && passes_long < RESTART_PASSES;
                 wal.frames.store(frames, Ordering::Relaxed);
-                wal.behind.store(frames - copied, Ordering::Relaxed);
-                pause = std::time::Duration::from_millis(if frames > WAL_RESTART_FRAMES { 50 } else { 500 });
+                wal.behind
+                    .store(if settling { frames } else { frames - copied }, Ordering::Relaxed);
+                pause = std::time::Duration::from_millis(match (long, settling) {
+                    (_, true) => 0,
+                    (true, false) => 50,
+                    (false, _) => 500,
+                });
             }
             Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; it is tried again"),
         }
@@ -494,6 +510,9 @@ const WAL_RESTART_FRAMES: i64 = 131_072;
 /// The restart waits until the checkpointer is at most this many frames
 /// (16 MiB) behind, so that the writer has little left to copy.
 const WAL_RESTART_BEHIND: i64 = 4096;
+/// Checkpoints in a row, once the WAL is past [`WAL_RESTART_FRAMES`], before
+/// the checkpointer counts as caught up (see `checkpoint_loop`).
+const RESTART_PASSES: u32 = 3;
 
 impl Writer {
     /// Keeps the WAL bounded under steady writes. The checkpointer copies
