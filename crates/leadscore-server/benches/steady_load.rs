@@ -73,6 +73,8 @@ fn args() -> Result<Args> {
 struct Tally {
     /// Microseconds from when each answered request was due to its answer.
     latencies: Vec<u32>,
+    /// Milliseconds from the start to when each answered request was due.
+    due_ms: Vec<u32>,
     ok: u64,
     other_status: u64,
     failed: u64,
@@ -85,14 +87,33 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let started_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
     let (tallies, elapsed) = runtime.block_on(run(args.clone()))?;
     let mut all = Tally::default();
     for t in tallies {
-        all.latencies.extend(t.latencies);
+        all.latencies.extend(&t.latencies);
+        all.due_ms.extend(t.due_ms);
         all.ok += t.ok;
         all.other_status += t.other_status;
         all.failed += t.failed;
     }
+    // Where the slow answers were: per tenth of a second of the run, how
+    // many took over 10 ms and the slowest, for the ten worst tenths.
+    let mut tenths: std::collections::BTreeMap<u32, (u32, u32)> = Default::default();
+    for (&lat, &due) in all.latencies.iter().zip(&all.due_ms) {
+        let t = tenths.entry(due / 100).or_default();
+        t.0 += u32::from(lat > 10_000);
+        t.1 = t.1.max(lat);
+    }
+    let mut worst: Vec<_> = tenths.into_iter().filter(|(_, (n, _))| *n > 0).collect();
+    worst.sort_by_key(|(_, (n, _))| std::cmp::Reverse(*n));
+    let worst: Vec<_> = worst
+        .iter()
+        .take(10)
+        .map(|(t, (n, max))| serde_json::json!({"at_s": f64::from(*t) / 10.0, "over_10ms": n, "max_ms": f64::from(*max) / 1000.0}))
+        .collect();
     all.latencies.sort_unstable();
     let pct = |p: f64| -> f64 {
         let n = all.latencies.len();
@@ -117,6 +138,8 @@ fn main() -> Result<()> {
             "p99_ms": pct(0.99),
             "p999_ms": pct(0.999),
             "max_ms": pct(1.0),
+            "started_unix_s": started_unix,
+            "slowest_tenths": worst,
         })
     );
     Ok(())
@@ -198,6 +221,9 @@ async fn connection(
                 tally
                     .latencies
                     .push(u32::try_from(waited.as_micros()).unwrap_or(u32::MAX));
+                tally
+                    .due_ms
+                    .push(u32::try_from(due.duration_since(start).as_millis()).unwrap_or(u32::MAX));
                 if status.is_success() {
                     tally.ok += 1;
                 } else {
