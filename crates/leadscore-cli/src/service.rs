@@ -177,9 +177,11 @@ fn warm_up(state: &AppState) {
     let state = state.clone();
     tokio::spawn(async move {
         let started = std::time::Instant::now();
-        // Not on the first write (see `load_phone_metadata`).
-        if let Err(e) = tokio::task::spawn_blocking(leadscore_core::checks::load_phone_metadata).await {
-            tracing::warn!(error = %e, "loading the phone metadata failed; the first phone checked loads it");
+        // The e-mail lists and phone metadata load on first use (the phone
+        // metadata's patterns compile in about 0.1 s): not on the first
+        // write after a start, which every request queued behind it waits on.
+        if let Err(e) = tokio::task::spawn_blocking(|| leadscore_core::checks::warm_up(true)).await {
+            tracing::warn!(error = %e, "loading the e-mail lists and phone metadata failed; their first use loads them");
         }
         match state.store.warm_up().await {
             Ok(Some((leads, events))) if leads > 0 => tracing::info!(

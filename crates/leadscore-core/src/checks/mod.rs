@@ -6,7 +6,7 @@ mod phone;
 
 pub use email::{EmailKind, classify_email};
 pub use name::is_full_name;
-pub use phone::{PhoneKind, classify_phone, is_valid_phone, load_phone_metadata, region_for_country};
+pub use phone::{PhoneKind, classify_phone, is_valid_phone, region_for_country};
 
 /// Loads the e-mail domain lists and (when `phones`) the phone metadata now
 /// rather than on first use: the phone metadata takes tens of milliseconds to

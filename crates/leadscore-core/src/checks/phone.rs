@@ -56,14 +56,6 @@ fn classify_uncached(phone: &str, country: Option<&str>) -> PhoneKind {
     }
 }
 
-/// Loads libphonenumber's metadata now. It is built on first use (its
-/// patterns compiled: about 0.1 s), which would otherwise fall on the first
-/// phone checked: in the service, on the first write after a start, and on
-/// every request queued behind it.
-pub fn load_phone_metadata() {
-    let _ = classify_uncached("+1 415 555 0100", None);
-}
-
 const MEMO_LIMIT: usize = 16_384;
 
 thread_local! {
