@@ -179,11 +179,14 @@ fn warm_up(state: &AppState) {
         let started = std::time::Instant::now();
         // The e-mail lists and phone metadata load on first use (the phone
         // metadata's patterns compile in about 0.1 s): not on the first
-        // write after a start, which every request queued behind it waits on.
-        if let Err(e) = tokio::task::spawn_blocking(|| leadscore_core::checks::warm_up(true)).await {
+        // write after a start, which every request queued behind it waits
+        // on. Beside the store's warm-up, which does not check phones.
+        let checks = tokio::task::spawn_blocking(|| leadscore_core::checks::warm_up(true));
+        let (checks, store) = tokio::join!(checks, state.store.warm_up());
+        if let Err(e) = checks {
             tracing::warn!(error = %e, "loading the e-mail lists and phone metadata failed; their first use loads them");
         }
-        match state.store.warm_up().await {
+        match store {
             Ok(Some((leads, events))) if leads > 0 => tracing::info!(
                 leads,
                 events,

@@ -697,7 +697,18 @@ fn killed_mid_stream_loses_no_answered_event() {
             missing.is_empty(),
             "answered events lost in the crash: {missing:?}"
         );
-        let (s, _) = get(&c, &format!("{}/readyz", srv.base), &admin).await;
-        assert_eq!(s, StatusCode::OK);
+        // Ready once warmed up (503 until then), which may outlast the reads.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let (s, v) = get(&c, &format!("{}/readyz", srv.base), &admin).await;
+            if s == StatusCode::OK {
+                break;
+            }
+            assert!(
+                s == StatusCode::SERVICE_UNAVAILABLE && std::time::Instant::now() < deadline,
+                "not ready after the restart: {s} {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     });
 }
