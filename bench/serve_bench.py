@@ -194,16 +194,24 @@ def automation_caught_up(port, results, phase, since, quiet=3.0):
     return last
 
 
-def start_server(db_url, env, config=None):
+def start_server(db_url, env, config=None, log=None):
     extra = ["--config", config] if config else []
     proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--database-url", db_url, *extra],
                             stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.time() + 300  # a kept file of an older schema is upgraded first
+    out = open(log, "w") if log else None
     while time.time() < deadline:
         line = proc.stderr.readline()
+        if out:
+            out.write(line)
         m = re.search(r"listening on http://([\d.]+):(\d+)", line) or re.search(r"address=([\d.]+):(\d+)", line)
         if m:
-            threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+            def drain():
+                for line in proc.stderr:
+                    if out:
+                        out.write(line)
+                        out.flush()
+            threading.Thread(target=drain, daemon=True).start()
             port = int(m.group(2))
             # Ready once it has read its leads and events into memory (503 until then).
             while time.time() < deadline:
@@ -252,6 +260,9 @@ def main():
     ap.add_argument("--reuse", action="store_true")
     ap.add_argument("--activations", type=int, default=1)
     ap.add_argument("--config", help="a settings file for the server (e.g. [automation] enabled = false)")
+    ap.add_argument("--server-log", help="write the server's log to this file")
+    ap.add_argument("--log-filter", default="warn",
+                    help="the server's LEADSCORE_LOG, e.g. info,leadscore_store=debug (default: warn)")
     args = ap.parse_args()
     if not os.path.exists(BIN):
         sys.exit(f"build first: cargo build --release ({BIN} is missing)")
@@ -261,7 +272,7 @@ def main():
 
     steady = None if args.skip_single else steady_harness()
     tmp = tempfile.mkdtemp(prefix="lsbench-")
-    env = dict(os.environ, LEADSCORE_LOG="warn")
+    env = dict(os.environ, LEADSCORE_LOG=args.log_filter)
     if args.reuse and not (args.db or args.database_url):
         sys.exit("--reuse needs the database of an earlier run: --db FILE or --database-url")
     if args.db and os.path.exists(args.db) and not args.reuse:
@@ -278,7 +289,7 @@ def main():
     out = subprocess.run([BIN, "token", "create", "--role", "admin", "--database-url", db_url],
                          capture_output=True, text=True, check=True, env=env)
     token = out.stdout.strip().splitlines()[-1]
-    proc, port = start_server(db_url, env, args.config)
+    proc, port = start_server(db_url, env, args.config, args.server_log)
     api = Api(port, token)
     results = {}
     try:
