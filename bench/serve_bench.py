@@ -89,7 +89,7 @@ class Api:
 def thread_cpu(pid):
     """CPU seconds the server has used so far: by thread id (with the
     thread's group: the writer, the checkpointer, the async workers, the
-    scoring pool (rayon), the rest), and for the whole process under
+    automation's runtime, the scoring pool (rayon), the rest), and for the whole process under
     "process" (which keeps the time of threads that have ended, such as
     idle blocking-pool threads)."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -106,7 +106,7 @@ def thread_cpu(pid):
             name, cpu = used(f"/proc/{pid}/task/{tid}/stat")
         except OSError:
             continue  # the thread ended
-        group = next((g for g in ("sqlite-writer", "sqlite-checkpoi", "tokio-rt-worker", "rayon") if name.startswith(g)), "other")
+        group = next((g for g in ("sqlite-writer", "sqlite-checkpoi", "tokio-rt-worker", "automation", "rayon") if name.startswith(g)), "other")
         threads[tid] = (group, cpu)
     return {"threads": threads, "process": used(f"/proc/{pid}/stat")[1], "written": bytes_written(pid)}
 

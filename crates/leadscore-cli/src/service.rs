@@ -82,6 +82,20 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// The automation's runtime (`AppState::background`): one worker, and its
+/// threads, the blocking ones that read for it included, at a lower
+/// priority ([`leadscore_store::BACKGROUND_NICE`]), so that its evaluations
+/// give way to answering requests.
+fn background_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("automation")
+        .on_thread_start(leadscore_store::lower_this_threads_priority)
+        .enable_all()
+        .build()
+        .context("cannot start the automation's runtime")
+}
+
 async fn open(s: &Settings) -> Result<Arc<dyn Store>> {
     leadscore_store::open(&s.database_url).await.with_context(|| {
         format!(
@@ -107,13 +121,17 @@ fn init_logs(format: &str) {
 pub fn serve(db: &DbArgs, listen: Option<&str>, demo: bool) -> Result<()> {
     let s = settings(db, listen)?;
     init_logs(&s.log_format);
+    // Dropped after the main runtime's work, outside it.
+    let background = background_runtime()?;
+    let background_handle = background.handle().clone();
     runtime()?.block_on(async move {
         let store = open(&s).await?;
         let listener = tokio::net::TcpListener::bind(&s.listen)
             .await
             .with_context(|| format!("cannot listen on {}", s.listen))?;
         let addr = listener.local_addr()?;
-        let state = AppState::new(store.clone(), s.clone());
+        let mut state = AppState::new(store.clone(), s.clone());
+        state.background = Some(background_handle);
         warm_up(&state);
         let mut demo_token = None;
         if demo && leadscore_server::demo::load(&store, state.now()).await? {

@@ -76,14 +76,16 @@ struct Server {
 
 impl Server {
     fn start(url: &str, demo: bool) -> Server {
+        Server::start_with(url, if demo { &["--demo"] } else { &[] })
+    }
+
+    fn start_with(url: &str, args: &[&str]) -> Server {
         let mut cmd = leadscore();
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--database-url", url])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        if demo {
-            cmd.arg("--demo");
-        }
         let mut child = cmd.spawn().expect("serve starts");
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -301,6 +303,67 @@ fn serve_demo_has_scored_leads_and_logs_no_personal_data() {
         assert!(!log.contains(p.as_str()), "`{p}` is in the log:\n{log}");
         assert!(!metrics.contains(p.as_str()), "`{p}` is in the metrics");
     }
+}
+
+/// The automation runs on a runtime of its own, behind the requests: its
+/// threads are named `automation` and (on Linux) run at nice 10, and from
+/// there it routes the demo's hot leads to the senior reps of their
+/// countries (`examples/automation.toml`).
+#[test]
+fn the_automation_routes_hot_leads_from_threads_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = db_url(dir.path());
+    let admin = token(&url, "admin", None);
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/automation.toml");
+    let srv = Server::start_with(&url, &["--demo", "--config", config]);
+    if cfg!(target_os = "linux") {
+        let mut automation = 0;
+        for task in std::fs::read_dir(format!("/proc/{}/task", srv.child.id())).unwrap() {
+            let task = task.unwrap().path();
+            let name = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+            let stat = std::fs::read_to_string(task.join("stat")).unwrap_or_default();
+            // The nice value is the 19th field, the 17th after the name's ")".
+            let nice: Option<i64> = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(16)?.parse().ok());
+            if name.trim() == "automation" {
+                automation += 1;
+                assert_eq!(nice, Some(10), "an automation thread's priority: {stat}");
+            } else if name.trim() == "tokio-rt-worker" {
+                assert_eq!(nice, Some(0), "a request thread's priority: {stat}");
+            }
+        }
+        assert!(automation > 0, "no thread is named automation");
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = client();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (s, v) = get(&c, &srv.api("/leads?limit=1000"), &admin).await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            let owner = |id: &str| {
+                v["leads"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|l| l["id"] == id)
+                    .map(|l| l["owner"].clone())
+            };
+            // Very hot in Ukraine; hot in Vietnam.
+            if owner("UA-2001") == Some(json!("olena")) && owner("VN-1001") == Some(json!("an")) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the hot leads were not routed: UA-2001 {:?}, VN-1001 {:?}\n{}",
+                owner("UA-2001"),
+                owner("VN-1001"),
+                srv.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
 }
 
 #[test]

@@ -68,6 +68,9 @@ pub struct AppState {
     pub predictive: Arc<predictive::Cache>,
     /// Triggers, routing, aging, nurture and webhooks (see `automation`).
     pub automation: Arc<automation::Handle>,
+    /// Where the automation's loops run: `leadscore serve` gives them a
+    /// runtime of their own, at a lower priority; `None`: the current one.
+    pub background: Option<tokio::runtime::Handle>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -96,6 +99,7 @@ impl AppState {
             warming: Arc::new(AtomicBool::new(false)),
             rescoring: Arc::default(),
             predictive: Arc::default(),
+            background: None,
         }
     }
 

@@ -264,6 +264,26 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
 }
 
 /// A URL fit for logs and messages: any password replaced.
+/// The nice value of background threads (see
+/// [`lower_this_threads_priority`]). For the SQLite checkpointer alone,
+/// under 5,000 single events a second on an Intel Xeon host, servers taking
+/// turns: p99 24.1-33.5 ms against 30.9-36.3 with the automation (three runs
+/// each) and 13.7-14.7 against 13.4-27.0 without (two), the largest latency
+/// 38-55 ms against 52-68; batched ingest and activations unchanged (16,707
+/// against 16,059 events a second, 2.18 against 2.16 s).
+pub const BACKGROUND_NICE: i32 = 10;
+
+/// Lowers the calling thread's CPU priority to [`BACKGROUND_NICE`] (Linux:
+/// a thread's own id names that thread alone; elsewhere nothing). For work
+/// that should give way to answering requests: the SQLite checkpointer, the
+/// automation's runtime. Failing, the thread keeps its priority.
+pub fn lower_this_threads_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), BACKGROUND_NICE) {
+        tracing::debug!(error = %e, "a background thread keeps its priority");
+    }
+}
+
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {

@@ -960,13 +960,26 @@ pub fn start(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
         return Vec::new();
     };
     vec![
-        tokio::spawn(work(engine.clone(), rx)),
-        tokio::spawn(due_loop(engine.clone())),
-        tokio::spawn(sweep_loop(engine.clone())),
-        tokio::spawn(mark_loop(engine.clone())),
-        tokio::spawn(super::tasks::due_tasks_loop(state.clone())),
-        tokio::spawn(super::webhooks::deliver_loop(state.clone())),
+        spawn(state, work(engine.clone(), rx)),
+        spawn(state, due_loop(engine.clone())),
+        spawn(state, sweep_loop(engine.clone())),
+        spawn(state, mark_loop(engine.clone())),
+        spawn(state, super::tasks::due_tasks_loop(state.clone())),
+        spawn(state, super::webhooks::deliver_loop(state.clone())),
     ]
+}
+
+/// On the background runtime when there is one (`AppState::background`):
+/// the tasks a loop spawns, and the reads it runs off the async threads,
+/// stay there.
+fn spawn(
+    state: &AppState,
+    task: impl std::future::Future<Output = ()> + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    match &state.background {
+        Some(runtime) => runtime.spawn(task),
+        None => tokio::spawn(task),
+    }
 }
 
 /// Evaluates touched leads in batches (a few batches at once), each lead

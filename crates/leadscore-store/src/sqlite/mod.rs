@@ -358,12 +358,8 @@ struct WalLength {
 /// 0.3 to 0.4 s before, under 5,000 events a second).
 fn checkpoint_loop(conn: &Connection, db_file: &std::fs::File, stop: &mpsc::Receiver<()>, wal: &WalLength) {
     // Behind the writer and the request threads for the CPU: its copies
-    // (tens of milliseconds of memory copying each) delayed answers. On
-    // Linux a thread's own id sets that thread's priority alone.
-    #[cfg(target_os = "linux")]
-    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), CHECKPOINTER_NICE) {
-        tracing::debug!(error = %e, "the checkpointer keeps its priority");
-    }
+    // (tens of milliseconds of memory copying each) delayed answers.
+    crate::lower_this_threads_priority();
     let mut pause = std::time::Duration::from_millis(500);
     let mut synced = 0;
     // Passes made since the WAL grew past the restart length.
@@ -517,14 +513,6 @@ const WAL_RESTART_FRAMES: i64 = 131_072;
 /// The restart waits until the checkpointer is at most this many frames
 /// (16 MiB) behind, so that the writer has little left to copy.
 const WAL_RESTART_BEHIND: i64 = 4096;
-/// The checkpointer thread's nice value: under 5,000 single events a second
-/// on an Intel Xeon host, servers taking turns, p99 24.1-33.5 ms against
-/// 30.9-36.3 with the automation (three runs each) and 13.7-14.7 against
-/// 13.4-27.0 without (two), the largest latency 38-55 ms against 52-68;
-/// batched ingest and activations unchanged (16,707 against 16,059 events a
-/// second, 2.18 against 2.16 s).
-#[cfg(target_os = "linux")]
-const CHECKPOINTER_NICE: i32 = 10;
 /// Checkpoints in a row, once the WAL is past [`WAL_RESTART_FRAMES`], before
 /// the checkpointer counts as caught up (see `checkpoint_loop`).
 const RESTART_PASSES: u32 = 3;
