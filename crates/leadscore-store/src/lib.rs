@@ -263,7 +263,6 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     }
 }
 
-/// A URL fit for logs and messages: any password replaced.
 /// The nice value of background threads (see
 /// [`lower_this_threads_priority`]). For the SQLite checkpointer alone,
 /// under 5,000 single events a second on an Intel Xeon host, servers taking
@@ -284,6 +283,7 @@ pub fn lower_this_threads_priority() {
     }
 }
 
+/// A URL fit for logs and messages: any password replaced.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
