@@ -93,7 +93,7 @@ fn main() -> Result<()> {
     let (tallies, elapsed) = runtime.block_on(run(args.clone()))?;
     let mut all = Tally::default();
     for t in tallies {
-        all.latencies.extend(&t.latencies);
+        all.latencies.extend(t.latencies);
         all.due_ms.extend(t.due_ms);
         all.ok += t.ok;
         all.other_status += t.other_status;

@@ -396,10 +396,12 @@ fn checkpoint_loop(conn: &Connection, db_file: &std::fs::File, stop: &mpsc::Rece
                 wal.frames.store(frames, Ordering::Relaxed);
                 wal.behind
                     .store(if settling { frames } else { frames - copied }, Ordering::Relaxed);
-                pause = std::time::Duration::from_millis(match (long, settling) {
-                    (_, true) => 0,
-                    (true, false) => 50,
-                    (false, _) => 500,
+                pause = std::time::Duration::from_millis(if settling {
+                    0
+                } else if long {
+                    50
+                } else {
+                    500
                 });
             }
             Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; it is tried again"),
