@@ -456,6 +456,84 @@ async fn activating_a_model_rescores_every_lead() {
     }
 }
 
+/// A rescoring that a later activation cut off (its task stopped late, or
+/// it runs in another instance on the same database) neither goes on nor
+/// records its progress on the later activation's models: a client polling
+/// the later one must never see it finished before its own rescoring is.
+#[tokio::test]
+async fn a_rescoring_cut_off_by_a_later_activation_leaves_the_later_one_alone() {
+    for f in backends().await {
+        let s = &*f.store;
+        let leads: Vec<NewLead> = (0..30).map(|i| new(spec_lead(&format!("L{i:02}")))).collect();
+        s.write_leads(leads, OnConflict::Refuse, t0()).await.unwrap();
+        for i in 0..30 {
+            s.ingest(spec_events(&format!("L{i:02}"))[..(i % 6) + 1].to_vec(), t0())
+                .await
+                .unwrap();
+        }
+        let later = t("2026-11-01T01:00:00Z");
+        s.put_model("first", SPEC_MODEL, t0()).await.unwrap();
+        s.put_model("second", SPEC_MODEL, t0()).await.unwrap();
+        s.activate_model("first", t0(), false).await.unwrap();
+        s.activate_model("second", later, false).await.unwrap();
+        let backend = s.backend();
+        // The first activation's rescoring, after the second activation.
+        let n = s.rescore_all(t0(), Arc::new(|_, _| {})).await.unwrap();
+        assert_eq!(n, 0, "{backend}");
+        assert_eq!(
+            s.get_model("second").await.unwrap().unwrap().rescore,
+            None,
+            "{backend}"
+        );
+        assert!(
+            s.get_lead("L03").await.unwrap().unwrap().score.is_none(),
+            "{backend}"
+        );
+        let n = s.rescore_all(later, Arc::new(|_, _| {})).await.unwrap();
+        assert_eq!(n, 30, "{backend}");
+        assert_eq!(
+            s.get_model("second").await.unwrap().unwrap().rescore,
+            Some(RescoreProgress {
+                done: 30,
+                total: 30,
+                finished: true
+            }),
+            "{backend}"
+        );
+        let score = s.get_lead("L03").await.unwrap().unwrap().score.unwrap();
+        assert_eq!(&*score.model, "second", "{backend}");
+        // Re-activating the first model starts a third rescoring; the
+        // second's late record changes nothing on it either.
+        let third = t("2026-11-01T02:00:00Z");
+        s.activate_model("first", third, false).await.unwrap();
+        assert_eq!(
+            s.rescore_all(later, Arc::new(|_, _| {})).await.unwrap(),
+            0,
+            "{backend}"
+        );
+        assert_eq!(
+            s.get_model("first").await.unwrap().unwrap().rescore,
+            None,
+            "{backend}"
+        );
+        assert_eq!(
+            s.rescore_all(third, Arc::new(|_, _| {})).await.unwrap(),
+            30,
+            "{backend}"
+        );
+        assert!(
+            s.get_model("first")
+                .await
+                .unwrap()
+                .unwrap()
+                .rescore
+                .unwrap()
+                .finished,
+            "{backend}"
+        );
+    }
+}
+
 /// A store opened afresh knows nothing of its leads: the rescoring of an
 /// activation reads them (and their events), which must give each lead
 /// exactly the engine's score, leads without events included. With most

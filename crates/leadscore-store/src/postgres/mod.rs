@@ -447,7 +447,7 @@ impl Store for PgStore {
         }
         self.retry(|| async {
             let client = self.pool.get().await?;
-            write::record_rescore(&client, done, done.max(total), true).await
+            write::record_rescore(&client, done, done.max(total), true, now).await
         })
         .await?;
         Ok(done)

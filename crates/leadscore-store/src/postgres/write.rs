@@ -98,12 +98,15 @@ async fn read_events(tx: &Transaction<'_>, ids: &[&str]) -> TxResult<HashMap<Str
     Ok(out)
 }
 
-/// Records the progress of a rescoring on the active model.
+/// Records the progress of the rescoring of the activation at `since` on
+/// the active models, unless a later activation (here or in another
+/// instance) has begun its own: it must not mark the later one's progress.
 pub(super) async fn record_rescore(
     c: &impl GenericClient,
     done: u64,
     total: u64,
     finished: bool,
+    since: Timestamp,
 ) -> TxResult<()> {
     let progress = RescoreProgress {
         done,
@@ -111,9 +114,25 @@ pub(super) async fn record_rescore(
         finished,
     };
     let json = serde_json::to_string(&progress).expect("progress serializes");
-    c.execute("UPDATE models SET rescore = $1 WHERE active", &[&json])
-        .await?;
+    c.execute(
+        "UPDATE models SET rescore = $1 WHERE active AND NOT EXISTS \
+         (SELECT 1 FROM models WHERE active AND activated_at > $2)",
+        &[&json, &since.as_micros()],
+    )
+    .await?;
     Ok(())
+}
+
+/// Has a model been activated after `since` (the activation a rescoring
+/// belongs to)?
+async fn superseded(c: &impl GenericClient, since: Timestamp) -> TxResult<bool> {
+    let row = c
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM models WHERE active AND activated_at > $1)",
+            &[&since.as_micros()],
+        )
+        .await?;
+    Ok(row.try_get(0)?)
 }
 
 /// The values of the standard lead columns (`LEAD_COLUMNS` order).
@@ -688,7 +707,9 @@ impl PgStore {
     ) -> TxResult<(u64, Option<String>)> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        if self.active(&tx).await?.is_none() {
+        // None active, or a newer activation has its own rescoring (here or
+        // in another instance): this one stops here.
+        if self.active(&tx).await?.is_none() || superseded(&tx, now).await? {
             return Ok((0, None));
         }
         let stmt = tx
@@ -727,7 +748,7 @@ impl PgStore {
         }
         let settled = self.rescore(&tx, &items, Some(&model), now).await?;
         let n = rows.len() as u64;
-        record_rescore(&tx, done + n, total.max(done + n), false).await?;
+        record_rescore(&tx, done + n, total.max(done + n), false, now).await?;
         let last = match rows.last() {
             Some(row) if rows.len() == limit => Some(row.try_get::<_, String>(0)?),
             _ => None,

@@ -810,7 +810,7 @@ impl Store for SqliteStore {
         let rebuilt = self.write(|w| w.set_rank_index(true)).await;
         rescored?;
         rebuilt?;
-        self.write(move |w| w.record_rescore(done, done.max(total), true))
+        self.write(move |w| w.record_rescore(done, done.max(total), true, now))
             .await?;
         Ok(done)
     }

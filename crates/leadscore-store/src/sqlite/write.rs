@@ -494,6 +494,10 @@ impl Writer {
         let Some(set) = self.active.clone() else {
             return Ok((0, None));
         };
+        // A newer activation has its own rescoring: this one stops here.
+        if self.superseded(now)? {
+            return Ok((0, None));
+        }
         let started = std::time::Instant::now();
         let ids: Vec<(String, RowState, Option<String>)> = {
             let mut stmt = self.conn.prepare_cached(&format!(
@@ -594,7 +598,7 @@ impl Writer {
             "rescored a chunk"
         );
         let n = ids.len() as u64;
-        self.record_rescore(done + n, total.max(done + n), false)?;
+        self.record_rescore(done + n, total.max(done + n), false, now)?;
         let last = (ids.len() == limit)
             .then(|| ids.last().map(|(id, ..)| id.clone()))
             .flatten();
@@ -644,15 +648,38 @@ impl Writer {
         Ok(())
     }
 
-    pub(super) fn record_rescore(&mut self, done: u64, total: u64, finished: bool) -> Result<()> {
+    /// Has a model been activated after `since` (the activation a
+    /// rescoring belongs to)?
+    fn superseded(&self, since: Timestamp) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM models WHERE active = 1 AND activated_at > ?1)")?
+            .query_row([since.as_micros()], |r| r.get(0))?)
+    }
+
+    /// Records the progress of the rescoring of the activation at `since`
+    /// on the active models, unless a later activation has begun its own:
+    /// the rescoring it stopped may still record once, and must not mark the
+    /// later one's progress (let alone finished).
+    pub(super) fn record_rescore(
+        &mut self,
+        done: u64,
+        total: u64,
+        finished: bool,
+        since: Timestamp,
+    ) -> Result<()> {
         let progress = RescoreProgress {
             done,
             total,
             finished,
         };
         self.conn.execute(
-            "UPDATE models SET rescore = ?1 WHERE active = 1",
-            [serde_json::to_string(&progress).expect("progress serializes")],
+            "UPDATE models SET rescore = ?1 WHERE active = 1 AND NOT EXISTS \
+             (SELECT 1 FROM models WHERE active = 1 AND activated_at > ?2)",
+            params![
+                serde_json::to_string(&progress).expect("progress serializes"),
+                since.as_micros()
+            ],
         )?;
         Ok(())
     }
