@@ -311,7 +311,7 @@ impl Io {
         let readers = self.readers.clone();
         let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
         tokio::task::spawn_blocking(move || {
-            let conn = readers[i].lock().unwrap_or_else(|p| p.into_inner());
+            let conn = free_reader(&readers, i);
             // Dropped at the end: a read-only transaction has nothing to keep.
             let snapshot = conn.unchecked_transaction()?;
             f(&snapshot)
@@ -319,6 +319,23 @@ impl Io {
         .await
         .map_err(|e| StoreError::Database(format!("a read failed: {e}")))?
     }
+}
+
+/// A read connection nobody holds, looking from the `i`-th on, else the
+/// `i`-th once it is free. A read waits behind another only when all are
+/// taken: one long read (an export, the automation's bulk reads, whose
+/// threads run at a lower priority and so hold their connection longer)
+/// used to hold up every read that took its turn on the same connection.
+fn free_reader(readers: &[Mutex<Connection>], i: usize) -> std::sync::MutexGuard<'_, Connection> {
+    let n = readers.len();
+    for k in 0..n {
+        match readers[(i + k) % n].try_lock() {
+            Ok(conn) => return conn,
+            Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {}
+        }
+    }
+    readers[i].lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Drop for SqliteStore {
@@ -955,9 +972,42 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests {
-    use super::{SqliteStore, sync_handle};
+    use super::{SqliteStore, free_reader, sync_handle};
     use crate::StoreError;
     use std::sync::Arc;
+
+    /// A read takes a connection nobody holds, whichever its turn, and waits
+    /// for its turn's connection only when all are taken.
+    #[test]
+    fn a_read_takes_a_free_connection_before_waiting_for_a_busy_one() {
+        // Each connection knows its place (as its user_version).
+        let readers: Vec<std::sync::Mutex<rusqlite::Connection>> = (0..3)
+            .map(|k| {
+                let c = rusqlite::Connection::open_in_memory().unwrap();
+                c.pragma_update(None, "user_version", k).unwrap();
+                std::sync::Mutex::new(c)
+            })
+            .collect();
+        let place = |c: &rusqlite::Connection| -> i64 {
+            c.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap()
+        };
+        assert_eq!(place(&free_reader(&readers, 1)), 1);
+        let held = readers[1].lock().unwrap();
+        let next = free_reader(&readers, 1);
+        assert_eq!(place(&next), 2);
+        let last = free_reader(&readers, 1);
+        assert_eq!(place(&last), 0);
+        // All taken: it waits for its turn's, and gets it once it is free.
+        let waiting = std::thread::scope(|s| {
+            let t = s.spawn(|| place(&free_reader(&readers, 1)));
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(!t.is_finished());
+            drop(held);
+            t.join().unwrap()
+        });
+        assert_eq!(waiting, 1);
+        drop((next, last));
+    }
 
     /// The first request of a group runs without a savepoint: failing, it is
     /// undone by rolling the transaction back, and the requests queued behind
