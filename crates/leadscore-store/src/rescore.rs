@@ -72,7 +72,7 @@ impl ActiveSet {
         &self,
         lead: &Lead,
         scored_by: Option<&str>,
-        scored_as_of: Option<&str>,
+        scored_as_of: Option<Timestamp>,
         since: Timestamp,
     ) -> bool {
         self.for_lead(lead)
@@ -83,7 +83,7 @@ impl ActiveSet {
     pub fn may_be_current(
         &self,
         scored_by: Option<&str>,
-        scored_as_of: Option<&str>,
+        scored_as_of: Option<Timestamp>,
         since: Timestamp,
     ) -> bool {
         self.members
@@ -221,14 +221,11 @@ impl Serialize for BreakdownView<'_> {
 /// set it back and drop the events that happened since.
 pub fn scored_since(
     scored_by: Option<&str>,
-    scored_as_of: Option<&str>,
+    scored_as_of: Option<Timestamp>,
     model: &str,
     since: Timestamp,
 ) -> bool {
-    scored_by == Some(model)
-        && scored_as_of
-            .and_then(|t| Timestamp::parse(t).ok())
-            .is_some_and(|t| t >= since)
+    scored_by == Some(model) && scored_as_of.is_some_and(|t| t >= since)
 }
 
 /// Is a stored score as of a later moment than `now`? Then it is newer than
@@ -334,6 +331,29 @@ pub struct CachedLead {
     events: Vec<CompactEvent>,
     /// The fit outcome under the model of that name.
     fit: Option<(Arc<str>, FitOutcome)>,
+    /// What the adapter last wrote or read of the lead's row (see
+    /// [`StoredRow`]), with the cache's generation of the time.
+    row: Option<(u64, StoredRow)>,
+}
+
+/// What an adapter knows of a lead's stored row beside its data: enough to
+/// write its next score without reading the row first. Trusted only at the
+/// entry's version, and only while the cache's row generation is the one it
+/// was noted in (an adapter starts a new generation when someone else may
+/// have written the database: [`LeadCache::forget_rows`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRow {
+    /// The adapter's key of the row (SQLite: its rowid).
+    pub key: i64,
+    pub version: i64,
+    /// The stored score, band and MQL (`None`: unscored); the band's name
+    /// is shared (see [`LeadCache::band`]), so that noting a row allocates
+    /// nothing.
+    pub last: Option<(f64, Arc<str>, bool)>,
+    /// The model that scored it and as of when (the score JSON's `model` and
+    /// `as_of`).
+    pub model: Option<Arc<str>>,
+    pub as_of: Option<Timestamp>,
 }
 
 /// At most this many events are cached (about 24 bytes each, plus the leads).
@@ -346,6 +366,10 @@ pub struct LeadCache {
     interner: Interner,
     /// Events held, for the memory bound.
     events: usize,
+    /// The generation of the rows' knowledge (see [`StoredRow`]).
+    rows: u64,
+    /// Band names, shared by the rows that hold them.
+    bands: FastMap<Box<str>, Arc<str>>,
     /// Leads whose entries changed since [`LeadCache::begin`] (`None`: not noted).
     journal: Option<Vec<String>>,
 }
@@ -404,6 +428,7 @@ impl LeadCache {
                 lead,
                 events,
                 fit: None,
+                row: None,
             },
         );
         // A reloaded lead's old events are no longer held.
@@ -428,6 +453,42 @@ impl LeadCache {
             self.events += 1;
             self.note(id);
         }
+    }
+
+    /// What is known of a cached lead's stored row, if it is trusted: noted
+    /// in this generation, at the entry's version.
+    pub fn stored_row(&self, id: &str) -> Option<&StoredRow> {
+        let c = self.leads.get(id)?;
+        c.row
+            .as_ref()
+            .filter(|(generation, row)| *generation == self.rows && row.version == c.version)
+            .map(|(_, row)| row)
+    }
+
+    /// Notes what a cached lead's row now holds (written or read in the
+    /// current transaction); the entry moves to the row's version.
+    pub fn set_stored_row(&mut self, id: &str, row: StoredRow) {
+        if let Some(c) = self.leads.get_mut(id) {
+            c.version = row.version;
+            c.row = Some((self.rows, row));
+            self.note(id);
+        }
+    }
+
+    /// The shared copy of a band's name.
+    pub fn band(&mut self, name: &str) -> Arc<str> {
+        if let Some(b) = self.bands.get(name) {
+            return b.clone();
+        }
+        let b: Arc<str> = name.into();
+        self.bands.insert(name.into(), b.clone());
+        b
+    }
+
+    /// Stops trusting what is known of every row (someone else may have
+    /// written them); the entries themselves stay, checked by version.
+    pub fn forget_rows(&mut self) {
+        self.rows += 1;
     }
 
     pub fn set_version(&mut self, id: &str, version: i64) {

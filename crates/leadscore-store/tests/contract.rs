@@ -632,6 +632,76 @@ async fn a_warmed_up_sqlite_store_scores_new_events_from_what_it_read() {
     }
 }
 
+/// The SQLite writer writes a lead's next score from what it knows of the
+/// row it last wrote, without reading it again, until someone else commits
+/// to the file (another process: here a second store on the same file, as
+/// a second server or the CLI would be). Then it reads again: each store's
+/// scores must be the engine's on everything stored, whoever stored it, and
+/// an activation's rescoring too.
+#[tokio::test]
+async fn two_sqlite_stores_on_one_file_score_what_the_other_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let ids: Vec<String> = (0..30).map(|i| format!("T{i:02}")).collect();
+    store_leads_and_events(&url, &ids).await;
+    let (a, b) = (open(&url).await.unwrap(), open(&url).await.unwrap());
+    a.warm_up().await.unwrap();
+    b.warm_up().await.unwrap();
+    let now = t("2026-11-01T12:00:00Z");
+    let check = async |s: &dyn Store, round: &str| {
+        for id in &ids {
+            let score = s.get_lead(id).await.unwrap().unwrap().score.unwrap();
+            let fresh = recomputed(s, id, now).await;
+            assert_eq!(
+                (score.score, score.engagement, score.mql),
+                (fresh.score, fresh.engagement, fresh.mql),
+                "{id} after {round}"
+            );
+        }
+    };
+    for (round, kind) in ["email_clicked", "demo_requested", "page_viewed"]
+        .iter()
+        .enumerate()
+    {
+        // Each writes every lead in turn, from what it knew before the other wrote.
+        for (n, s) in [&a, &b].into_iter().enumerate() {
+            let events: Vec<Event> = ids
+                .iter()
+                .map(|id| {
+                    ev(
+                        &format!("{id}-{round}-{n}"),
+                        id,
+                        kind,
+                        0.5,
+                        &[("path", "/pricing")],
+                    )
+                })
+                .collect();
+            let statuses = s.ingest(events, now).await.unwrap();
+            assert!(statuses.iter().all(|st| *st == IngestStatus::Accepted));
+        }
+        check(&*a, kind).await;
+    }
+    // An edit by one, then an event by the other.
+    let mut patch = LeadPatch::default();
+    patch.fields.push((StdField::JobTitle, Some("Intern".into())));
+    b.update_lead("T04", patch, now).await.unwrap().unwrap();
+    a.ingest(vec![ev("T04-after-edit", "T04", "email_clicked", 0.1, &[])], now)
+        .await
+        .unwrap();
+    check(&*b, "an edit").await;
+    // The other store's rescoring, after these writes.
+    activate_second_and_check(&*b, &ids).await;
+    a.ingest(
+        vec![ev("T07-last", "T07", "email_clicked", 0.1, &[])],
+        t("2026-11-02T00:00:01Z"),
+    )
+    .await
+    .unwrap();
+    let score = a.get_lead("T07").await.unwrap().unwrap().score.unwrap();
+    assert_eq!(&*score.model, "second");
+}
+
 /// Activates a second model (the spec's with one rule at 12 points) a day
 /// after `t0`, rescores every lead and checks each stored score against the
 /// engine's on the stored lead and events.

@@ -731,7 +731,7 @@ impl PgStore {
             if model.scored_since(
                 &record.lead,
                 score.map(|s| s.model.as_str()),
-                score.map(|s| s.as_of.as_str()),
+                score.and_then(|s| Timestamp::parse(&s.as_of).ok()),
                 now,
             ) {
                 continue;

@@ -59,6 +59,10 @@ macro_rules! lead_columns {
 /// The columns `lead_from_row` reads, in order.
 pub(crate) const LEAD_SELECT: &str = concat!(lead_columns!(), "score_json");
 
+/// How many columns [`LEAD_SELECT`] (and [`LEAD_DATA_SELECT`]) has: a
+/// query's next column is at this index.
+pub(crate) const LEAD_SELECT_LEN: usize = 21;
+
 /// [`LEAD_SELECT`] without the stored score (read as NULL): for filling the
 /// writer's cache, which needs the lead's data and version only (parsing
 /// each score's JSON was a good part of reading a lead).
@@ -107,6 +111,9 @@ pub(crate) struct Writer {
     /// The open transaction holds no request's writes yet: the next request
     /// runs without a savepoint (see [`Writer::run_undoable`]).
     fresh: bool,
+    /// SQLite's `data_version` when the writer last began a transaction
+    /// (see [`Writer::follow_others`]).
+    data_version: Option<i64>,
 }
 
 /// Page cache of the writer and of each reader, in KiB: the writer touches
@@ -221,6 +228,7 @@ impl SqliteStore {
             wal: wal.clone(),
             last_restart: std::time::Instant::now(),
             fresh: false,
+            data_version: None,
         };
         writer.refresh_active()?;
         let (jobs, rx) = mpsc::channel::<Job>();
@@ -582,7 +590,9 @@ impl Writer {
     /// Begins the group's transaction and follows the active models; false
     /// (and no transaction open) when either fails.
     fn begin(&mut self) -> bool {
-        let begun = self.conn.execute_batch("BEGIN IMMEDIATE").is_ok() && self.refresh_active().is_ok();
+        let begun = self.conn.execute_batch("BEGIN IMMEDIATE").is_ok()
+            && self.follow_others().is_ok()
+            && self.refresh_active().is_ok();
         if !begun {
             let _ = self.conn.execute_batch("ROLLBACK");
         }
@@ -633,6 +643,25 @@ impl Writer {
                 Err(e)
             }
         }
+    }
+
+    /// Stops trusting what the cache knows of the lead rows when another
+    /// connection (another process: this one's readers never write) has
+    /// committed since the writer last looked. SQLite's `data_version`
+    /// changes with every commit but the connection's own.
+    fn follow_others(&mut self) -> Result<()> {
+        let version: i64 = self
+            .conn
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))?;
+        if self.data_version != Some(version) {
+            if self.data_version.is_some() {
+                tracing::debug!("another connection wrote the database; the writer reads its rows again");
+            }
+            self.cache.forget_rows();
+            self.data_version = Some(version);
+        }
+        Ok(())
     }
 
     /// Follows the active models in the database (another process may change them).
@@ -975,6 +1004,14 @@ mod tests {
     use super::{SqliteStore, free_reader, sync_handle};
     use crate::StoreError;
     use std::sync::Arc;
+
+    /// `LEAD_SELECT_LEN` counts `LEAD_SELECT`'s columns (the queries that
+    /// read more after them start there).
+    #[test]
+    fn the_lead_columns_are_counted() {
+        assert_eq!(super::LEAD_SELECT.split(',').count(), super::LEAD_SELECT_LEN);
+        assert_eq!(super::LEAD_DATA_SELECT.split(',').count(), super::LEAD_SELECT_LEN);
+    }
 
     /// A read takes a connection nobody holds, whichever its turn, and waits
     /// for its turn's connection only when all are taken.

@@ -1,15 +1,18 @@
 //! What the writer thread does: every write, with its rescoring.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use leadscore_core::{Event, FitOutcome, Lead, Score, StdField, Timestamp};
 use rayon::prelude::*;
 use rusqlite::{OptionalExtension, params};
 
-use super::{LEAD_DATA_SELECT, LEAD_SELECT, Writer, lead_from_row};
+use super::{LEAD_DATA_SELECT, LEAD_SELECT, LEAD_SELECT_LEN, Writer, lead_from_row};
 use crate::leads::{Target, apply_patch, attributes_json, merge_new, rank, search_text};
 use crate::records::*;
-use crate::rescore::{ActiveModel, CompactEvent, EventRow, properties_json, score_json, worth_recording};
+use crate::rescore::{
+    ActiveModel, CompactEvent, EventRow, StoredRow, properties_json, score_json, worth_recording,
+};
 use crate::{LEAD_COLUMNS, Result, StoreError, email_key, new_lead_id};
 
 /// Leads rescored per writer transaction while a model is activated, so
@@ -52,9 +55,19 @@ impl<'m> Scored<'m> {
 /// was current before the inserts, and the ids of its new events.
 type Touched = (RowState, bool, Vec<String>);
 
-/// What a rescored lead's cache entry gets once its chunk is written: its
-/// new version and, when a model scored it, that model's fit outcome.
-type Kept<'a> = (&'a str, i64, Option<(&'a ActiveModel, FitOutcome)>);
+/// What a rescored lead's cache entry gets once its chunk is written: where
+/// its score went, the score, band and MQL written (`None`: unscored) and,
+/// when a model scored it, that model and the lead's fit outcome.
+type Kept<'a> = (
+    &'a str,
+    ScoreTarget<'a>,
+    Option<(f64, &'a str, bool)>,
+    Option<(&'a ActiveModel, FitOutcome)>,
+);
+
+/// A lead of a rescoring chunk: its id, its row state, and the model that
+/// scored it and as of when (from its stored score).
+type ChunkRow = (String, RowState, Option<Arc<str>>, Option<Timestamp>);
 
 /// A lead's row state the writer needs before rescoring it.
 struct RowState {
@@ -62,7 +75,7 @@ struct RowState {
     /// uses it, so it is the row's (rowids change only in a `VACUUM`).
     rowid: i64,
     version: i64,
-    last: Option<(f64, String, bool)>,
+    last: Option<(f64, Arc<str>, bool)>,
 }
 
 /// The lead row a new score goes to: the lead's id (for its history and
@@ -76,6 +89,14 @@ struct ScoreTarget<'a> {
 }
 
 impl RowState {
+    fn of(row: &StoredRow) -> RowState {
+        RowState {
+            rowid: row.key,
+            version: row.version,
+            last: row.last.clone(),
+        }
+    }
+
     /// Where the lead's next score goes: this row, one version on.
     fn next<'a>(&self, id: &'a str) -> ScoreTarget<'a> {
         ScoreTarget {
@@ -180,13 +201,30 @@ impl Writer {
             return Ok(None);
         }
         let started = std::time::Instant::now();
-        let mut records: Vec<LeadRecord> = self
+        // With each its row's state and who scored it, as of when: what the
+        // writes that follow need of the row (see `LeadCache::stored_row`).
+        let mut records: Vec<(LeadRecord, StoredRow)> = self
             .conn
-            .prepare(&format!("SELECT {LEAD_DATA_SELECT} FROM leads"))?
-            .query_map([], lead_from_row)?
+            .prepare(&format!(
+                "SELECT {LEAD_DATA_SELECT}, {ROW_STATE}, score_json ->> '$.model', score_json ->> '$.as_of' \
+                 FROM leads"
+            ))?
+            .query_map([], |r| {
+                let from = LEAD_SELECT_LEN;
+                let state = read_row_state_at(r, from)?;
+                let as_of = r.get_ref(from + ROW_STATE_LEN + 1)?.as_str_or_null()?;
+                let row = StoredRow {
+                    key: state.rowid,
+                    version: state.version,
+                    last: state.last,
+                    model: r.get::<_, Option<String>>(from + ROW_STATE_LEN)?.map(Arc::from),
+                    as_of: as_of.and_then(|t| Timestamp::parse(t).ok()),
+                };
+                Ok((lead_from_row(r)?, row))
+            })?
             .collect::<rusqlite::Result<_>>()?;
         // In the events' order (SQLite compares text bytewise, as Rust does).
-        records.sort_unstable_by(|a, b| a.id().cmp(b.id()));
+        records.sort_unstable_by(|a, b| a.0.id().cmp(b.0.id()));
         let read = records.len();
         let mut stmt = self.conn.prepare(&format!(
             "SELECT lead, {EVENT_SELECT} FROM events ORDER BY lead, seq"
@@ -194,7 +232,7 @@ impl Writer {
         let mut rows = stmt.query([])?;
         let mut row = rows.next()?;
         let mut events_read = 0u64;
-        for record in records {
+        for (record, mut stored) in records {
             let mut events: Vec<CompactEvent> = Vec::new();
             while let Some(r) = row {
                 let lead = text(r.get_ref(0)?)?;
@@ -217,11 +255,15 @@ impl Writer {
                 }
                 row = rows.next()?;
             }
-            if self.cache.current(record.id(), record.version).is_none() {
+            let id = record.id().to_owned();
+            if self.cache.current(&id, record.version).is_none() {
                 events.shrink_to_fit();
                 let version = record.version;
                 self.cache.load_compact(record.lead, version, events);
             }
+            // One copy of each band's name for all the rows.
+            stored.last = stored.last.map(|(s, b, m)| (s, self.cache.band(&b), m));
+            self.cache.set_stored_row(&id, stored);
         }
         tracing::debug!(
             leads = read,
@@ -237,7 +279,7 @@ impl Writer {
     fn store_score(
         &mut self,
         to: ScoreTarget,
-        last: Option<(f64, String, bool)>,
+        last: Option<(f64, Arc<str>, bool)>,
         now: Timestamp,
         cause: &Cause,
     ) -> Result<()> {
@@ -251,12 +293,15 @@ impl Writer {
             }
             None => None,
         };
+        let now_text = now.to_string();
         let scored = chosen.as_ref().map(|model| {
             let score = self.cache.score(id, model, now).expect("the lead is cached");
-            Scored::new(model, &score, &now.to_string())
+            Scored::new(model, &score, &now_text)
         });
-        write_score(&self.conn, to, last, now, cause, scored.as_ref())?;
-        self.cache.set_version(to.id, to.version);
+        let old = last.as_ref().map(|(s, b, m)| (*s, &**b, *m));
+        write_score(&self.conn, to, old, now, cause, scored.as_ref())?;
+        let row = stored_row(&mut self.cache, to, scored.as_ref(), now);
+        self.cache.set_stored_row(to.id, row);
         Ok(())
     }
 
@@ -273,10 +318,14 @@ impl Writer {
         let mut seq = first_seq;
         for e in events {
             if !leads.contains_key(e.lead.as_str()) {
-                let state = self.row_state(&e.lead)?.map(|s| {
-                    let fresh = self.cache.current(&e.lead, s.version).is_some();
-                    (s, fresh, Vec::new())
-                });
+                let state = match self.cache.stored_row(&e.lead) {
+                    // Its entry is current at the row's version.
+                    Some(row) => Some((RowState::of(row), true, Vec::new())),
+                    None => self.row_state(&e.lead)?.map(|s| {
+                        let fresh = self.cache.current(&e.lead, s.version).is_some();
+                        (s, fresh, Vec::new())
+                    }),
+                };
                 leads.insert(&e.lead, state);
             }
             let Some((_, fresh, ids)) = leads.get_mut(e.lead.as_str()).and_then(Option::as_mut) else {
@@ -499,24 +548,12 @@ impl Writer {
             return Ok((0, None));
         }
         let started = std::time::Instant::now();
-        let ids: Vec<(String, RowState, Option<String>)> = {
-            let mut stmt = self.conn.prepare_cached(&format!(
-                "SELECT {ROW_STATE}, score_json, id FROM leads WHERE id > ?1 ORDER BY id LIMIT ?2"
-            ))?;
-            let rows = stmt.query_map(params![after, limit as i64], |r| {
-                Ok((
-                    r.get::<_, String>(ROW_STATE_LEN + 1)?,
-                    read_row_state(r)?,
-                    r.get::<_, Option<String>>(ROW_STATE_LEN)?,
-                ))
-            })?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()?
-        };
         if self.cache.len() as u64 * 2 < total {
             self.fill_cache()?;
         }
+        let ids = self.chunk_rows(after, limit)?;
         let selected = started.elapsed();
-        self.load_range(ids.iter().map(|(id, state, _)| (id.as_str(), state.version)))?;
+        self.load_range(ids.iter().map(|(id, state, ..)| (id.as_str(), state.version)))?;
         if let Some((id, ..)) = ids.iter().find(|(id, ..)| !self.cache.contains(id)) {
             return Err(StoreError::Database(format!(
                 "internal: lead `{id}` is not loaded for scoring"
@@ -529,10 +566,9 @@ impl Writer {
         // by a write after the activation); rescoring it as of `now` would
         // set it back and drop events that happened since.
         let now_text = now.to_string();
-        let score = |(id, _, score_json): &(String, RowState, Option<String>)| {
+        let score = |(id, _, by, as_of): &ChunkRow| {
             let lead = self.cache.lead(id).expect("the chunk is cached");
-            let ScoredBy { model, as_of } = scored_by(score_json.as_deref());
-            let (by, as_of) = (model.as_deref(), as_of.as_deref());
+            let (by, as_of) = (by.as_deref(), *as_of);
             if set.may_be_current(by, as_of, now) && set.scored_since(lead, by, as_of, now) {
                 return None;
             }
@@ -574,21 +610,34 @@ impl Writer {
                         "internal: a rescoring part was not scored".into(),
                     ));
                 };
-                for ((id, state, _), result) in part.iter().zip(results) {
+                for ((id, state, ..), result) in part.iter().zip(results) {
                     let Some((new, fit)) = result else { continue };
                     let to = state.next(id);
-                    write_score(&self.conn, to, state.last.clone(), now, &cause, new.as_ref())?;
-                    kept.push((id, to.version, new.as_ref().zip(fit).map(|(n, f)| (n.model, f))));
+                    let old = state.last.as_ref().map(|(s, b, m)| (*s, &**b, *m));
+                    write_score(&self.conn, to, old, now, &cause, new.as_ref())?;
+                    kept.push((
+                        id,
+                        to,
+                        new.as_ref().map(|n| (n.score, n.band, n.mql)),
+                        new.as_ref().zip(fit).map(|(n, f)| (n.model, f)),
+                    ));
                 }
             }
             Ok(())
         });
         wrote?;
-        for (id, version, fit) in kept {
+        for (id, to, last, fit) in kept {
+            let row = StoredRow {
+                key: to.rowid,
+                version: to.version,
+                last: last.map(|(score, band, mql)| (score, self.cache.band(band), mql)),
+                model: fit.as_ref().map(|(model, _)| model.name.clone()),
+                as_of: last.map(|_| now),
+            };
             if let Some((model, fit)) = fit {
                 self.cache.keep_fit(id, model, fit);
             }
-            self.cache.set_version(id, version);
+            self.cache.set_stored_row(id, row);
         }
         tracing::debug!(
             leads = ids.len(),
@@ -603,6 +652,43 @@ impl Writer {
             .then(|| ids.last().map(|(id, ..)| id.clone()))
             .flatten();
         Ok((n, last))
+    }
+
+    /// The leads of a rescoring chunk (ids after `after`, in order): from
+    /// what the cache knows of their rows when it knows every one (after the
+    /// warm-up and any write, it does), which reads only the id index; else
+    /// read from their rows, scores included.
+    fn chunk_rows(&mut self, after: &str, limit: usize) -> Result<Vec<ChunkRow>> {
+        let ids: Vec<String> = self
+            .conn
+            .prepare_cached("SELECT id FROM leads WHERE id > ?1 ORDER BY id LIMIT ?2")?
+            .query_map(params![after, limit as i64], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let known: Option<Vec<ChunkRow>> = ids
+            .into_iter()
+            .map(|id| {
+                let row = self.cache.stored_row(&id)?;
+                let (state, model, as_of) = (RowState::of(row), row.model.clone(), row.as_of);
+                Some((id, state, model, as_of))
+            })
+            .collect();
+        if let Some(rows) = known {
+            return Ok(rows);
+        }
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {ROW_STATE}, score_json, id FROM leads WHERE id > ?1 ORDER BY id LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![after, limit as i64], |r| {
+            let json = r.get_ref(ROW_STATE_LEN)?.as_str_or_null()?;
+            let ScoredBy { model, as_of } = scored_by(json);
+            Ok((
+                r.get::<_, String>(ROW_STATE_LEN + 1)?,
+                read_row_state(r)?,
+                model.map(|m| Arc::from(&*m)),
+                as_of.and_then(|t| Timestamp::parse(&t).ok()),
+            ))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
     /// Rescores leads because time passed (see `Store::refresh_scores`).
@@ -709,15 +795,20 @@ const ROW_STATE_LEN: usize = 6;
 
 /// A lead's row state from [`ROW_STATE`]'s columns.
 fn read_row_state(r: &rusqlite::Row) -> rusqlite::Result<RowState> {
-    let scored: bool = r.get(2)?;
+    read_row_state_at(r, 0)
+}
+
+/// [`read_row_state`] of columns starting at `from`.
+fn read_row_state_at(r: &rusqlite::Row, from: usize) -> rusqlite::Result<RowState> {
+    let scored: bool = r.get(from + 2)?;
     Ok(RowState {
-        rowid: r.get(0)?,
-        version: r.get(1)?,
+        rowid: r.get(from)?,
+        version: r.get(from + 1)?,
         last: if scored {
             Some((
-                r.get(3)?,
-                r.get::<_, Option<String>>(4)?.unwrap_or_default(),
-                r.get::<_, Option<bool>>(5)?.unwrap_or(false),
+                r.get(from + 3)?,
+                Arc::from(r.get_ref(from + 4)?.as_str_or_null()?.unwrap_or_default()),
+                r.get::<_, Option<bool>>(from + 5)?.unwrap_or(false),
             ))
         } else {
             None
@@ -747,6 +838,23 @@ fn event_row((kind, properties, at, seq): &StoredEvent) -> EventRow<'_> {
         properties: properties.as_deref(),
         at: Timestamp::from_micros(*at),
         seq: *seq,
+    }
+}
+
+/// What a lead's row holds once [`write_score`] has stored `scored` (`None`:
+/// unscored) at `to`, as of `as_of` (its band's name shared through `cache`).
+fn stored_row(
+    cache: &mut crate::rescore::LeadCache,
+    to: ScoreTarget,
+    scored: Option<&Scored>,
+    as_of: Timestamp,
+) -> StoredRow {
+    StoredRow {
+        key: to.rowid,
+        version: to.version,
+        last: scored.map(|s| (s.score, cache.band(s.band), s.mql)),
+        model: scored.map(|s| s.model.name.clone()),
+        as_of: scored.map(|_| as_of),
     }
 }
 
@@ -791,7 +899,7 @@ fn lead_values(lead: &Lead, key: Option<&str>, owner: Option<&str>) -> Vec<rusql
 fn write_score(
     conn: &rusqlite::Connection,
     to: ScoreTarget,
-    last: Option<(f64, String, bool)>,
+    last: Option<(f64, &str, bool)>,
     now: Timestamp,
     cause: &Cause,
     scored: Option<&Scored>,
@@ -812,8 +920,7 @@ fn write_score(
     .execute(params![
         rowid, version, new.score, new.band, new.grade, new.mql, new.json
     ])?;
-    let old = last.as_ref().map(|(s, b, m)| (*s, b.as_str(), *m));
-    if worth_recording(old, (new.score, new.band, new.mql)) {
+    if worth_recording(last, (new.score, new.band, new.mql)) {
         let model = &new.model.name;
         // After an activation each lead's entry names the model that scored it.
         let named;
