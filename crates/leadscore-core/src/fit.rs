@@ -79,7 +79,30 @@ pub struct FitRule {
     pub points: f64,
 }
 
+impl PartialEq for Condition {
+    /// The same test of a value (patterns compared as written).
+    fn eq(&self, other: &Condition) -> bool {
+        use Condition::*;
+        match (self, other) {
+            (Equals(a), Equals(b)) => a == b,
+            (In(a), In(b)) => a == b,
+            (Matches(a), Matches(b)) => a.as_str() == b.as_str(),
+            (Range { lower: a, upper: b }, Range { lower: c, upper: d }) => a == c && b == d,
+            (Exists, Exists) => true,
+            (Is(a), Is(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
 impl FitRule {
+    /// Does this rule hold for exactly the leads `other` holds for? (The
+    /// same field, condition and negation; its id, label and points may
+    /// differ.)
+    pub fn same_test(&self, other: &FitRule) -> bool {
+        self.field == other.field && self.negate == other.negate && self.condition == other.condition
+    }
+
     /// Does the rule hold for this lead? A missing or blank field makes every
     /// condition false (and so a negated rule true).
     pub fn holds(&self, lead: &(impl LeadData + ?Sized)) -> bool {

@@ -745,3 +745,48 @@ fn a_blank_value_from_any_holder_makes_every_operator_false() {
         "the blank city and plan must count as missing"
     );
 }
+
+/// Two models whose fit rules test the same (in the same order) give every
+/// lead the same fit outcome, so a service keeps its leads' outcomes across
+/// such an activation: other points, ids or labels do not matter, another
+/// field, condition, pattern, negation or order does.
+#[test]
+fn fit_rules_that_test_the_same_are_told_apart_from_those_that_do_not() {
+    let spec = include_str!("fixtures/spec-model.toml");
+    let base = leadscore_core::ScoringModel::from_toml(spec, "spec").unwrap();
+    let variant = |from: &str, to: &str| {
+        assert!(spec.contains(from), "{from}");
+        leadscore_core::ScoringModel::from_toml(&spec.replacen(from, to, 1), "variant").unwrap()
+    };
+    let same = [
+        variant("points = 10", "points = 12"),
+        variant("id = \"decision_maker\"", "id = \"boss\""),
+        variant("label = \"C-level, owner or director\"", "label = \"Boss\""),
+        variant("points = 15", "points = 16"),
+    ];
+    for m in &same {
+        assert!(base.same_fit_tests(m) && m.same_fit_tests(&base));
+    }
+    let different = [
+        variant("field = \"job_title\"", "field = \"company\""),
+        variant("(?i)\\\\b(ceo|", "(?i)\\\\b(chief|ceo|"),
+        variant(
+            "in = [\"software\", \"telecom\", \"travel\"]",
+            "in = [\"software\", \"telecom\"]",
+        ),
+        variant("gte = 500", "gte = 501"),
+        variant("gte = 500", "gt = 500"),
+        variant("points = 10\n", "points = 10\nnegate = true\n"),
+    ];
+    for m in &different {
+        assert!(!base.same_fit_tests(m) && !m.same_fit_tests(&base));
+    }
+    // The same rules in another order test differently (outcomes are by position).
+    let i = spec.find("[[fit]]\nid = \"target_industry\"").unwrap();
+    let j = spec.find("[[fit]]\nid = \"large_company\"").unwrap();
+    let k = j + spec[j + 1..].find("[[fit]]").unwrap() + 1;
+    let swapped = format!("{}{}{}{}", &spec[..i], &spec[j..k], &spec[i..j], &spec[k..]);
+    let swapped = leadscore_core::ScoringModel::from_toml(&swapped, "swapped").unwrap();
+    assert_eq!(swapped.fit.len(), base.fit.len());
+    assert!(!base.same_fit_tests(&swapped));
+}

@@ -329,8 +329,9 @@ pub struct CachedLead {
     pub version: i64,
     pub lead: Lead,
     events: Vec<CompactEvent>,
-    /// The fit outcome under the model of that name.
-    fit: Option<(Arc<str>, FitOutcome)>,
+    /// The fit outcome, and the model it was evaluated under (it serves any
+    /// model whose fit rules test the same: `ScoringModel::same_fit_tests`).
+    fit: Option<(Arc<ScoringModel>, FitOutcome)>,
     /// What the adapter last wrote or read of the lead's row (see
     /// [`StoredRow`]), with the cache's generation of the time.
     row: Option<(u64, StoredRow)>,
@@ -579,7 +580,12 @@ impl LeadCache {
     ) -> Option<(Score, Option<FitOutcome>)> {
         let c = self.leads.get(id)?;
         let (fit, new_fit) = match &c.fit {
-            Some((name, fit)) if *name == model.name => (fit, None),
+            Some((by, fit)) if Arc::ptr_eq(by, &model.model) => (fit, None),
+            // Evaluated under a model whose fit rules test the same: the
+            // same outcome, kept under this model from now on.
+            Some((by, fit)) if by.same_fit_tests(&model.model) => {
+                return Some((self.score_with(c, fit, model, now), Some(fit.clone())));
+            }
             _ => {
                 let fit = model.model.evaluate_fit(&c.lead);
                 let score = self.score_with(c, &fit, model, now);
@@ -593,7 +599,7 @@ impl LeadCache {
     /// with the lead's data, which replaces the entry's memory of it).
     pub fn keep_fit(&mut self, id: &str, model: &ActiveModel, fit: FitOutcome) {
         if let Some(c) = self.leads.get_mut(id) {
-            c.fit = Some((model.name.clone(), fit));
+            c.fit = Some((model.model.clone(), fit));
         }
     }
 
