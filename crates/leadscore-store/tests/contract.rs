@@ -383,17 +383,23 @@ async fn leads_without_an_id_get_one() {
     }
 }
 
+/// Leads L00..L29, unscored (no model active), with one to six of the
+/// spec's events each.
+async fn thirty_leads_with_events(s: &dyn Store) {
+    let leads: Vec<NewLead> = (0..30).map(|i| new(spec_lead(&format!("L{i:02}")))).collect();
+    s.write_leads(leads, OnConflict::Refuse, t0()).await.unwrap();
+    for i in 0..30 {
+        s.ingest(spec_events(&format!("L{i:02}"))[..(i % 6) + 1].to_vec(), t0())
+            .await
+            .unwrap();
+    }
+}
+
 #[tokio::test]
 async fn activating_a_model_rescores_every_lead() {
     for f in backends().await {
         let s = &*f.store;
-        let leads: Vec<NewLead> = (0..30).map(|i| new(spec_lead(&format!("L{i:02}")))).collect();
-        s.write_leads(leads, OnConflict::Refuse, t0()).await.unwrap();
-        for i in 0..30 {
-            s.ingest(spec_events(&format!("L{i:02}"))[..(i % 6) + 1].to_vec(), t0())
-                .await
-                .unwrap();
-        }
+        thirty_leads_with_events(s).await;
         assert!(s.get_lead("L00").await.unwrap().unwrap().score.is_none());
         assert_eq!(
             s.put_model("b2b-default", SPEC_MODEL, t0()).await.unwrap(),
@@ -464,13 +470,7 @@ async fn activating_a_model_rescores_every_lead() {
 async fn a_rescoring_cut_off_by_a_later_activation_leaves_the_later_one_alone() {
     for f in backends().await {
         let s = &*f.store;
-        let leads: Vec<NewLead> = (0..30).map(|i| new(spec_lead(&format!("L{i:02}")))).collect();
-        s.write_leads(leads, OnConflict::Refuse, t0()).await.unwrap();
-        for i in 0..30 {
-            s.ingest(spec_events(&format!("L{i:02}"))[..(i % 6) + 1].to_vec(), t0())
-                .await
-                .unwrap();
-        }
+        thirty_leads_with_events(s).await;
         let later = t("2026-11-01T01:00:00Z");
         s.put_model("first", SPEC_MODEL, t0()).await.unwrap();
         s.put_model("second", SPEC_MODEL, t0()).await.unwrap();
@@ -531,6 +531,35 @@ async fn a_rescoring_cut_off_by_a_later_activation_leaves_the_later_one_alone() 
                 .finished,
             "{backend}"
         );
+    }
+}
+
+/// A rescoring run again for the same activation (resumed after a stop)
+/// leaves every lead it already rescored as it is, also when the model was
+/// active before (re-activated: its leads were scored by it, as of before).
+#[tokio::test]
+async fn a_rescoring_run_again_changes_nothing() {
+    for f in backends().await {
+        let s = &*f.store;
+        let backend = s.backend();
+        thirty_leads_with_events(s).await;
+        s.put_model("m", SPEC_MODEL, t0()).await.unwrap();
+        s.activate_model("m", t0(), false).await.unwrap();
+        assert_eq!(s.rescore_all(t0(), Arc::new(|_, _| {})).await.unwrap(), 30);
+        let again = t("2026-11-01T06:00:00Z");
+        s.activate_model("m", again, false).await.unwrap();
+        assert_eq!(s.rescore_all(again, Arc::new(|_, _| {})).await.unwrap(), 30);
+        let mut before = Vec::new();
+        for i in 0..30 {
+            let l = s.get_lead(&format!("L{i:02}")).await.unwrap().unwrap();
+            assert_eq!(l.score.as_ref().unwrap().as_of, again.to_string(), "{backend}");
+            before.push(l.version);
+        }
+        s.rescore_all(again, Arc::new(|_, _| {})).await.unwrap();
+        for (i, version) in before.into_iter().enumerate() {
+            let l = s.get_lead(&format!("L{i:02}")).await.unwrap().unwrap();
+            assert_eq!(l.version, version, "L{i:02} on {backend}");
+        }
     }
 }
 

@@ -56,13 +56,14 @@ impl<'m> Scored<'m> {
 type Touched = (RowState, bool, Vec<String>);
 
 /// What a rescored lead's cache entry gets once its chunk is written: where
-/// its score went, the score, band and MQL written (`None`: unscored) and,
-/// when a model scored it, that model and the lead's fit outcome.
+/// its score went, the model that scored it with the score, band and MQL
+/// written (`None`: unscored), and the lead's fit outcome when the scoring
+/// evaluated it.
 type Kept<'a> = (
     &'a str,
     ScoreTarget<'a>,
-    Option<(f64, &'a str, bool)>,
-    Option<(&'a ActiveModel, FitOutcome)>,
+    Option<(&'a ActiveModel, f64, &'a str, bool)>,
+    Option<FitOutcome>,
 );
 
 /// A lead of a rescoring chunk: its id, its row state, and the model that
@@ -618,23 +619,23 @@ impl Writer {
                     kept.push((
                         id,
                         to,
-                        new.as_ref().map(|n| (n.score, n.band, n.mql)),
-                        new.as_ref().zip(fit).map(|(n, f)| (n.model, f)),
+                        new.as_ref().map(|n| (n.model, n.score, n.band, n.mql)),
+                        fit,
                     ));
                 }
             }
             Ok(())
         });
         wrote?;
-        for (id, to, last, fit) in kept {
+        for (id, to, scored, fit) in kept {
             let row = StoredRow {
                 key: to.rowid,
                 version: to.version,
-                last: last.map(|(score, band, mql)| (score, self.cache.band(band), mql)),
-                model: fit.as_ref().map(|(model, _)| model.name.clone()),
-                as_of: last.map(|_| now),
+                last: scored.map(|(_, score, band, mql)| (score, self.cache.band(band), mql)),
+                model: scored.map(|(model, ..)| model.name.clone()),
+                as_of: scored.map(|_| now),
             };
-            if let Some((model, fit)) = fit {
+            if let Some(((model, ..), fit)) = scored.zip(fit) {
                 self.cache.keep_fit(id, model, fit);
             }
             self.cache.set_stored_row(id, row);
