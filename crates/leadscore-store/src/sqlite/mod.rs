@@ -73,6 +73,13 @@ type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
 /// could be begun) and returns what to do once the commit is known.
 type Job = Box<dyn FnOnce(Option<&mut Writer>) -> Reply + Send>;
 
+/// A write request as queued for the writer: the job, and whether what it
+/// writes can be recomputed from what is stored (see [`Io::write_derived`]).
+struct Queued {
+    job: Job,
+    derived: bool,
+}
+
 #[derive(Debug)]
 pub struct SqliteStore {
     /// Dropped with the store, which ends the checkpointer thread.
@@ -90,7 +97,7 @@ pub struct SqliteStore {
 /// The writer's queue and the read connections: what every operation goes through.
 #[derive(Debug)]
 struct Io {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Queued>,
     readers: Arc<Vec<Mutex<Connection>>>,
     next_reader: AtomicUsize,
 }
@@ -114,6 +121,9 @@ pub(crate) struct Writer {
     /// SQLite's `data_version` when the writer last began a transaction
     /// (see [`Writer::follow_others`]).
     data_version: Option<i64>,
+    /// Whether commits sync (`synchronous = FULL`, as opened), or not (a
+    /// derived write's: see [`Writer::synchronous`]).
+    synced: bool,
 }
 
 /// Page cache of the writer and of each reader, in KiB: the writer touches
@@ -229,9 +239,10 @@ impl SqliteStore {
             last_restart: std::time::Instant::now(),
             fresh: false,
             data_version: None,
+            synced: true,
         };
         writer.refresh_active()?;
-        let (jobs, rx) = mpsc::channel::<Job>();
+        let (jobs, rx) = mpsc::channel::<Queued>();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer_loop(writer, rx))
@@ -287,6 +298,28 @@ impl Io {
         &self,
         f: impl FnOnce(&mut Writer) -> Result<T> + Send + 'static,
     ) -> Result<T> {
+        self.queue(f, false).await
+    }
+
+    /// Like [`Io::write`], for a write of data that is recomputed when it is
+    /// lost (a rescoring's chunk: a rescoring cut off resumes at the next
+    /// start and leaves the leads it finds current): it runs in a
+    /// transaction of its own whose commit does not wait for the disk. Any
+    /// later commit's sync makes it durable too (the WAL is written in
+    /// order), so it can be lost only with the trailing writes of a crash of
+    /// the machine, never before or across an ingest that was answered.
+    async fn write_derived<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Writer) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.queue(f, true).await
+    }
+
+    async fn queue<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Writer) -> Result<T> + Send + 'static,
+        derived: bool,
+    ) -> Result<T> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |w: Option<&mut Writer>| -> Reply {
             let result = match w {
@@ -301,7 +334,7 @@ impl Io {
             })
         });
         self.jobs
-            .send(job)
+            .send(Queued { job, derived })
             .map_err(|_| StoreError::Database("the database writer has stopped".into()))?;
         rx.await
             .map_err(|_| StoreError::Database("the database writer has stopped".into()))?
@@ -489,20 +522,24 @@ fn migrate_events_by_lead(conn: &Connection, path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn writer_loop(mut w: Writer, rx: mpsc::Receiver<Job>) {
+fn writer_loop(mut w: Writer, rx: mpsc::Receiver<Queued>) {
     while let Ok(first) = rx.recv() {
         let started = std::time::Instant::now();
-        if !w.begin() {
-            first(None)(Err("could not begin a transaction".into()));
+        // A derived write commits alone, without a sync (see
+        // `Io::write_derived`); every other transaction syncs. A connection
+        // that cannot be set to sync begins nothing.
+        let derived = first.derived;
+        if !w.synchronous(!derived) || !w.begin() {
+            (first.job)(None)(Err("could not begin a transaction".into()));
             continue;
         }
-        let mut replies = vec![first(Some(&mut w))];
-        while replies.len() < GROUP {
+        let mut replies = vec![(first.job)(Some(&mut w))];
+        while !derived && replies.len() < GROUP {
             match rx.try_recv() {
                 // SQLite may have rolled the whole transaction back itself (a
                 // full disk, an I/O error): the rest must not run outside it.
-                Ok(job) if w.conn.is_autocommit() => replies.push(job(None)),
-                Ok(job) => replies.push(job(Some(&mut w))),
+                Ok(q) if w.conn.is_autocommit() => replies.push((q.job)(None)),
+                Ok(q) => replies.push((q.job)(Some(&mut w))),
                 Err(_) => break,
             }
         }
@@ -510,6 +547,7 @@ fn writer_loop(mut w: Writer, rx: mpsc::Receiver<Job>) {
         let commit = w.conn.execute_batch("COMMIT").map_err(|e| e.to_string());
         tracing::debug!(
             requests = replies.len(),
+            synced = !derived,
             work_ms = worked.as_secs_f64() * 1e3,
             commit_ms = (started.elapsed() - worked).as_secs_f64() * 1e3,
             "group committed"
@@ -523,7 +561,12 @@ fn writer_loop(mut w: Writer, rx: mpsc::Receiver<Job>) {
         for reply in replies {
             reply(commit.clone());
         }
-        w.bound_wal();
+        // Back to syncing before anything else: a checkpoint that restarts
+        // the WAL must sync what it copied (and the next request begins
+        // with a sync level it checks anyway).
+        if w.synchronous(true) {
+            w.bound_wal();
+        }
     }
 }
 
@@ -584,6 +627,25 @@ impl Writer {
                 );
             }
             Err(e) => tracing::warn!(error = %e, "WAL restart failed; it is tried again"),
+        }
+    }
+
+    /// Makes the commits that follow sync (`true`: `synchronous = FULL`) or
+    /// not (`OFF`); false when SQLite refuses. Only between transactions.
+    fn synchronous(&mut self, sync: bool) -> bool {
+        if self.synced == sync {
+            return true;
+        }
+        let level = if sync { "FULL" } else { "OFF" };
+        match self.conn.execute_batch(&format!("PRAGMA synchronous = {level}")) {
+            Ok(()) => {
+                self.synced = sync;
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, level, "the writer could not set its sync level");
+                false
+            }
         }
     }
 
@@ -837,7 +899,8 @@ impl Store for SqliteStore {
             loop {
                 let from = after.clone();
                 let (n, last) = self
-                    .write(move |w| w.rescore_chunk(&from, chunk, now, done, total))
+                    .io
+                    .write_derived(move |w| w.rescore_chunk(&from, chunk, now, done, total))
                     .await?;
                 done += n;
                 progress(done.min(total), total);
@@ -1044,6 +1107,28 @@ mod tests {
         });
         assert_eq!(waiting, 1);
         drop((next, last));
+    }
+
+    /// A derived write (a rescoring's chunk) commits without a sync, alone;
+    /// every other write, queued behind it or after it, syncs (a derived
+    /// write queued behind another joins that one's group, and syncs too).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_derived_writes_commit_without_a_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+        let io = store.io.clone();
+        let level = |w: &mut super::Writer| -> crate::Result<i64> {
+            Ok(w.conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?)
+        };
+        // 2 is FULL, 0 is OFF.
+        assert_eq!(io.write(level).await.unwrap(), 2);
+        let (derived, durable) = tokio::join!(io.write_derived(level), io.write(level));
+        assert_eq!((derived.unwrap(), durable.unwrap()), (0, 2));
+        assert_eq!(io.write_derived(level).await.unwrap(), 0);
+        let (durable, derived) = tokio::join!(io.write(level), io.write_derived(level));
+        assert_eq!(durable.unwrap(), 2);
+        assert!(matches!(derived, Ok(0 | 2)));
+        assert_eq!(io.write(level).await.unwrap(), 2);
     }
 
     /// The first request of a group runs without a savepoint: failing, it is
