@@ -19,7 +19,7 @@ pub async fn load(store: &Arc<dyn Store>, now: leadscore_core::Timestamp) -> Res
     let model = ScoringModel::from_toml(MODEL, "examples/model.toml")
         .map_err(|e| StoreError::Invalid(e.to_string()))?;
     store.put_model(&model.name, MODEL, now).await?;
-    store.activate_model(&model.name, now, false).await?;
+    let at = store.activate_model(&model.name, now, false).await?;
     let rows = crate::import::read_csv(LEADS).map_err(StoreError::Invalid)?;
     let policy = leadscore_core::workflow::RatingPolicy::default();
     crate::import::import(store, rows, true, now, usize::MAX, &policy, &|_| {}).await?;
@@ -32,6 +32,6 @@ pub async fn load(store: &Arc<dyn Store>, now: leadscore_core::Timestamp) -> Res
     store.ingest(events, now).await?;
     // Every lead was scored as it came in; this records the activation's
     // rescoring as done (so the next start has nothing to resume).
-    store.rescore_all(now, std::sync::Arc::new(|_, _| {})).await?;
+    store.rescore_all(at, std::sync::Arc::new(|_, _| {})).await?;
     Ok(true)
 }

@@ -138,8 +138,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Makes `name` the active model at once (new scores use it from now on),
     /// or with `alongside` adds it to the active ones; the caller then runs
-    /// [`Store::rescore_all`].
-    async fn activate_model(&self, name: &str, now: Timestamp, alongside: bool) -> Result<()>;
+    /// [`Store::rescore_all`] as of the activation's time, which this
+    /// returns: `now`, or just after the latest activation stored if that is
+    /// later (a clock set back, or another instance's running ahead), so
+    /// that each activation is later than every one before it (a rescoring
+    /// stops once a later activation exists: see `rescore_all`).
+    async fn activate_model(&self, name: &str, now: Timestamp, alongside: bool) -> Result<Timestamp>;
 
     /// Rescores every lead with the active model as of `now`, recording the
     /// progress on the model (and through `progress`).

@@ -502,7 +502,21 @@ async fn a_rescoring_cut_off_by_a_later_activation_leaves_the_later_one_alone() 
         );
         let score = s.get_lead("L03").await.unwrap().unwrap().score.unwrap();
         assert_eq!(&*score.model, "second", "{backend}");
-        // Re-activating the first model starts a third rescoring; the
+        // An activation by a clock behind the last one's (set back, or
+        // another instance's) still comes after it, and is rescored.
+        s.put_model("third", SPEC_MODEL, t0()).await.unwrap();
+        let at = s.activate_model("third", t0(), true).await.unwrap();
+        assert!(at > later, "{backend}");
+        assert_eq!(
+            s.rescore_all(at, Arc::new(|_, _| {})).await.unwrap(),
+            30,
+            "{backend}"
+        );
+        for name in ["second", "third"] {
+            let m = s.get_model(name).await.unwrap().unwrap();
+            assert!(m.rescore.unwrap().finished, "{name} on {backend}");
+        }
+        // Re-activating the first model starts another rescoring; the
         // second's late record changes nothing on it either.
         let third = t("2026-11-01T02:00:00Z");
         s.activate_model("first", third, false).await.unwrap();

@@ -85,7 +85,10 @@ async fn run(url: String) {
         stores[0].put_model("spec", SPEC_MODEL, now).await.unwrap(),
         PutModel::Created
     );
-    stores[0].activate_model("spec", now, false).await.unwrap();
+    // A second before `now`, so that the second model's activation below
+    // falls at `now` itself (each activation is later than the one before).
+    let before = Timestamp::from_micros(now.as_micros() - 1_000_000);
+    stores[0].activate_model("spec", before, false).await.unwrap();
     let leads = (0..LEADS)
         .map(|i| NewLead {
             lead: Lead::new(lead_id(i))
@@ -266,7 +269,7 @@ async fn run(url: String) {
             }
         })
     };
-    stores[0].activate_model("sample", now, false).await.unwrap();
+    assert_eq!(stores[0].activate_model("sample", now, false).await.unwrap(), now);
     let rescored = stores[0].rescore_all(now, Arc::new(|_, _| {})).await.unwrap();
     writer.await.unwrap();
     assert!(rescored >= (LEADS + 200) as u64);

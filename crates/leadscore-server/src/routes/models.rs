@@ -95,9 +95,9 @@ pub async fn activate(
     who.require(&[Role::Admin], "activate models")?;
     let Query(params) = params?;
     let now = state.now();
-    state.store.activate_model(&name, now, params.alongside).await?;
+    let at = state.store.activate_model(&name, now, params.alongside).await?;
     tracing::info!(model = %name, alongside = params.alongside, "model activated; rescoring every lead");
-    start_rescore(&state, now);
+    start_rescore(&state, at);
     let active: Vec<String> = state
         .store
         .active_model()

@@ -420,7 +420,7 @@ impl Store for PgStore {
         self.read(async |c| self.active(c).await).await
     }
 
-    async fn activate_model(&self, name: &str, now: Timestamp, alongside: bool) -> Result<()> {
+    async fn activate_model(&self, name: &str, now: Timestamp, alongside: bool) -> Result<Timestamp> {
         self.retry(|| self.activate_once(name, now, alongside)).await
     }
 
@@ -446,8 +446,15 @@ impl Store for PgStore {
             }
         }
         self.retry(|| async {
-            let client = self.pool.get().await?;
-            write::record_rescore(&client, done, done.max(total), true, now).await
+            let mut client = self.pool.get().await?;
+            let tx = client.transaction().await?;
+            // Waits for an activation under way (in any instance): its later
+            // time then makes this record change nothing.
+            tx.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&MODEL_LOCK])
+                .await?;
+            write::record_rescore(&tx, done, done.max(total), true, now).await?;
+            tx.commit().await?;
+            Ok(())
         })
         .await?;
         Ok(done)

@@ -664,17 +664,28 @@ impl PgStore {
         Ok(Some(after))
     }
 
-    pub(super) async fn activate_once(&self, name: &str, now: Timestamp, alongside: bool) -> TxResult<()> {
+    pub(super) async fn activate_once(
+        &self,
+        name: &str,
+        now: Timestamp,
+        alongside: bool,
+    ) -> TxResult<Timestamp> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         // Waits for the transactions scoring with the old model, and makes a
         // second activation at once wait for this one.
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MODEL_LOCK])
             .await?;
+        // Later than every activation before it (see `Store::activate_model`).
+        let latest: Option<i64> = tx
+            .query_one("SELECT max(activated_at) FROM models", &[])
+            .await?
+            .try_get(0)?;
+        let at = Timestamp::from_micros(latest.map_or(now.as_micros(), |l| now.as_micros().max(l + 1)));
         let found = tx
             .execute(
                 "UPDATE models SET active = TRUE, activated_at = $2, rescore = NULL WHERE name = $1",
-                &[&name, &now.as_micros()],
+                &[&name, &at.as_micros()],
             )
             .await?;
         if found == 0 {
@@ -692,7 +703,7 @@ impl PgStore {
             .await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(at)
     }
 
     /// Rescores up to `limit` leads with ids after `after`; returns how many

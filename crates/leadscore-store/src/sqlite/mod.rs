@@ -861,12 +861,16 @@ impl Store for SqliteStore {
         self.read(move |c| read::active_model(c, &models)).await
     }
 
-    async fn activate_model(&self, name: &str, now: Timestamp, alongside: bool) -> Result<()> {
+    async fn activate_model(&self, name: &str, now: Timestamp, alongside: bool) -> Result<Timestamp> {
         let name = name.to_owned();
         self.write(move |w| {
+            let latest: Option<i64> = w
+                .conn
+                .query_row("SELECT max(activated_at) FROM models", [], |r| r.get(0))?;
+            let at = Timestamp::from_micros(latest.map_or(now.as_micros(), |l| now.as_micros().max(l + 1)));
             let found = w.conn.execute(
                 "UPDATE models SET active = 1, activated_at = ?2, rescore = NULL WHERE name = ?1",
-                rusqlite::params![name, now.as_micros()],
+                rusqlite::params![name, at.as_micros()],
             )?;
             if found == 0 {
                 return Err(StoreError::NotFound(format!("model `{name}`")));
@@ -879,7 +883,8 @@ impl Store for SqliteStore {
                 w.conn
                     .execute("UPDATE models SET active = 0 WHERE name <> ?1", [&name])?;
             }
-            w.refresh_active()
+            w.refresh_active()?;
+            Ok(at)
         })
         .await
     }
@@ -1250,11 +1255,12 @@ mod tests {
             store.rescore_chunk = chunk;
             let toml = MODEL.replace("points = 15", &format!("points = {points}"));
             store.put_model(name, &toml, now).await.unwrap();
-            store.activate_model(name, now, false).await.unwrap();
+            // Each later than the one before (all asked for at `now`).
+            let at = store.activate_model(name, now, false).await.unwrap();
             let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
             let (log, look) = (seen.clone(), indexed.clone());
             let n = store
-                .rescore_all(now, Arc::new(move |_, _| log.lock().unwrap().push(look())))
+                .rescore_all(at, Arc::new(move |_, _| log.lock().unwrap().push(look())))
                 .await
                 .unwrap();
             assert_eq!(n, LEADS as u64);
@@ -1276,7 +1282,7 @@ mod tests {
             for id in &ids {
                 let record = &stored[id];
                 let score = record.score.as_ref().unwrap();
-                let fresh = engine.score(&record.lead, &[], now);
+                let fresh = engine.score(&record.lead, &[], at);
                 assert_eq!((score.model.as_ref(), score.score), (name, fresh.score), "{id}");
             }
         }
