@@ -133,7 +133,6 @@ fn normalize_zero(x: f64) -> f64 {
 }
 
 impl ScoringModel {
-    /// Which fit rules hold for this lead.
     /// Does every lead get the same [`FitOutcome`] from this model and from
     /// `other`? True when their fit rules test the same, in the same order
     /// (points, ids and labels aside), so that an outcome evaluated under
@@ -143,6 +142,7 @@ impl ScoringModel {
         self.fit.len() == other.fit.len() && self.fit.iter().zip(&other.fit).all(|(a, b)| a.same_test(b))
     }
 
+    /// Which fit rules hold for this lead.
     pub fn evaluate_fit(&self, lead: &(impl LeadData + ?Sized)) -> FitOutcome {
         let held = (0..self.fit.len())
             .filter(|&i| self.fit[i].holds(lead))
