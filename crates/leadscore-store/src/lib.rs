@@ -321,6 +321,13 @@ pub(crate) const LEAD_COLUMNS: [&str; 15] = [
     "is_customer",
 ];
 
+/// When an activation asked for at `now` is stored: `now`, or a
+/// microsecond after `latest` (the latest activation stored, in
+/// microseconds) if that is not before it (see `Store::activate_model`).
+pub(crate) fn activation_time(now: Timestamp, latest: Option<i64>) -> Timestamp {
+    Timestamp::from_micros(latest.map_or(now.as_micros(), |l| now.as_micros().max(l + 1)))
+}
+
 /// The key used to find a lead by e-mail: trimmed and lower-cased.
 pub fn email_key(email: Option<&str>) -> Option<String> {
     email.map(|e| e.trim().to_lowercase()).filter(|e| !e.is_empty())

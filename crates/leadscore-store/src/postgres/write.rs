@@ -681,7 +681,7 @@ impl PgStore {
             .query_one("SELECT max(activated_at) FROM models", &[])
             .await?
             .try_get(0)?;
-        let at = Timestamp::from_micros(latest.map_or(now.as_micros(), |l| now.as_micros().max(l + 1)));
+        let at = crate::activation_time(now, latest);
         let found = tx
             .execute(
                 "UPDATE models SET active = TRUE, activated_at = $2, rescore = NULL WHERE name = $1",

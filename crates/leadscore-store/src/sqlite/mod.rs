@@ -867,7 +867,7 @@ impl Store for SqliteStore {
             let latest: Option<i64> = w
                 .conn
                 .query_row("SELECT max(activated_at) FROM models", [], |r| r.get(0))?;
-            let at = Timestamp::from_micros(latest.map_or(now.as_micros(), |l| now.as_micros().max(l + 1)));
+            let at = crate::activation_time(now, latest);
             let found = w.conn.execute(
                 "UPDATE models SET active = 1, activated_at = ?2, rescore = NULL WHERE name = ?1",
                 rusqlite::params![name, at.as_micros()],
