@@ -8,7 +8,6 @@
 //! equals the lead row's (read under the transaction's lock), so a change made
 //! by another process or server instance makes the entry reload.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -119,99 +118,155 @@ pub fn stored_score(model: &ActiveModel, score: &Score, as_of: Timestamp) -> Sto
         band: score.band_name(m).to_owned(),
         grade: score.grade.as_str().to_owned(),
         mql: score.mql,
-        breakdown: score
-            .breakdown
-            .iter()
-            .map(|c| {
-                let e = EntryView::of(m, c);
-                BreakdownEntry {
-                    rule: e.rule.to_owned(),
-                    kind: e.kind.to_owned(),
-                    label: e.label.into_owned(),
-                    points: e.points,
-                    events: e.events,
-                }
-            })
-            .collect(),
+        breakdown: score.breakdown.iter().map(|c| entry(m, c)).collect(),
         model: model.name.to_string(),
         as_of: as_of.to_string(),
     }
 }
 
-/// The engine's score as the stored JSON: the same text as serializing
-/// [`stored_score`]'s answer, written straight from `score` with the
-/// model's own strings (no `StoredScore` is built; rescoring every lead after
-/// an activation spent a third of its time allocating and freeing them).
-/// `as_of` is the moment as text (`Timestamp`'s display form), formatted once
-/// by the caller for many leads.
-pub fn score_json(model: &ActiveModel, score: &Score, as_of: &str) -> String {
+/// The engine's score as the SQLite adapter stores it: [`score_json`]'s
+/// fields, but the explanation keeps of each line only the rule's kind and
+/// place in the model, its points and its events; [`read_stored`] gives back
+/// the served form, with the rule ids and labels of the model the score
+/// names (a stored model never changes under its name). A lead row is then a
+/// third of the size it was with the whole explanation, which every write of
+/// a score rewrites: a rescoring of every lead, and each ingest's touched
+/// leads.
+pub fn compact_score_json(model: &ActiveModel, score: &Score, as_of: &str) -> String {
     let m = &model.model;
-    let view = ScoreView {
+    let view = CompactView {
         score: score.score,
         fit: score.fit,
         engagement: score.engagement,
         band: score.band_name(m),
         grade: score.grade.as_str(),
         mql: score.mql,
-        breakdown: BreakdownView { model: m, score },
+        parts: PartsView(score),
         model: &model.name,
         as_of,
     };
-    let mut out = Vec::with_capacity(256 + 128 * score.breakdown.len());
+    let mut out = Vec::with_capacity(192 + 24 * score.breakdown.len());
     serde_json::to_writer(&mut out, &view).expect("a score serializes");
     String::from_utf8(out).expect("serde_json writes UTF-8")
 }
 
-/// [`StoredScore`] with borrowed parts: the fields, their order and their
-/// names must stay those of `StoredScore` (a test compares the text).
+/// The compact stored form (see [`compact_score_json`]); `model` and
+/// `as_of` keep their names and meaning, which the SQLite adapter reads in
+/// SQL.
 #[derive(Serialize)]
-struct ScoreView<'a> {
+struct CompactView<'a> {
     score: f64,
     fit: f64,
     engagement: f64,
     band: &'a str,
     grade: &'a str,
     mql: bool,
-    breakdown: BreakdownView<'a>,
+    parts: PartsView<'a>,
     model: &'a str,
     as_of: &'a str,
 }
 
-/// [`BreakdownEntry`] with borrowed parts.
-#[derive(Serialize)]
-struct EntryView<'a> {
-    rule: &'a str,
-    kind: &'a str,
-    label: Cow<'a, str>,
-    points: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    events: Option<u32>,
-}
+/// A compact explanation line: the rule's kind (0 fit, 1 behavior), its
+/// place among the model's rules of that kind, the points, and for a
+/// behavior rule the events counted (`null` for a fit rule).
+type Part = (u8, usize, f64, Option<u32>);
 
-struct BreakdownView<'a> {
-    model: &'a ScoringModel,
-    score: &'a Score,
-}
+struct PartsView<'a>(&'a Score);
 
-impl<'a> EntryView<'a> {
-    /// One line of the explanation as stored (and served).
-    fn of(m: &'a ScoringModel, c: &Contribution) -> EntryView<'a> {
-        EntryView {
-            rule: c.rule_id(m),
-            kind: c.kind.as_str(),
-            label: c.label(m),
-            points: c.points,
-            events: match c.kind {
-                RuleKind::Fit => None,
-                RuleKind::Behavior => c.events,
-            },
-        }
+impl Serialize for PartsView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.breakdown.iter().map(|c| -> Part {
+            match c.kind {
+                RuleKind::Fit => (0, c.index, c.points, None),
+                RuleKind::Behavior => (1, c.index, c.points, c.events),
+            }
+        }))
     }
 }
 
-impl Serialize for BreakdownView<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.score.breakdown.iter().map(|c| EntryView::of(self.model, c)))
+/// A stored score's text in either form: the served JSON (`breakdown`; the
+/// PostgreSQL adapter's, and SQLite rows written before the compact form) or
+/// the compact one (`parts`).
+#[derive(serde::Deserialize)]
+struct StoredText {
+    score: f64,
+    fit: f64,
+    engagement: f64,
+    band: String,
+    grade: String,
+    mql: bool,
+    #[serde(default)]
+    breakdown: Option<Vec<BreakdownEntry>>,
+    #[serde(default)]
+    parts: Option<Vec<Part>>,
+    model: String,
+    as_of: String,
+}
+
+/// Reads a stored score's text, in either form (see [`StoredText`]);
+/// `model` finds the model a compact score names, for its rules' ids and
+/// labels. An error says what is wrong with the text.
+pub fn read_stored(
+    text: &str,
+    model: impl FnOnce(&str) -> Option<ActiveModel>,
+) -> Result<StoredScore, String> {
+    let t: StoredText = serde_json::from_str(text).map_err(|e| format!("stored score: {e}"))?;
+    let breakdown = match (t.breakdown, t.parts) {
+        (Some(entries), _) => entries,
+        (None, Some(parts)) => {
+            let found = model(&t.model).ok_or_else(|| format!("stored score: no model `{}`", t.model))?;
+            let m = &found.model;
+            parts
+                .into_iter()
+                .map(|(kind, index, points, events)| {
+                    let (kind, rules) = match kind {
+                        0 => (RuleKind::Fit, m.fit.len()),
+                        1 => (RuleKind::Behavior, m.behavior.len()),
+                        other => return Err(format!("stored score: rule kind {other}")),
+                    };
+                    if index >= rules {
+                        return Err(format!(
+                            "stored score: model `{}` has no {} rule {index}",
+                            t.model,
+                            kind.as_str()
+                        ));
+                    }
+                    let c = Contribution {
+                        kind,
+                        index,
+                        points,
+                        events,
+                    };
+                    Ok(entry(m, &c))
+                })
+                .collect::<Result<_, _>>()?
+        }
+        (None, None) => return Err("stored score: no explanation".into()),
+    };
+    Ok(StoredScore {
+        score: t.score,
+        fit: t.fit,
+        engagement: t.engagement,
+        band: t.band,
+        grade: t.grade,
+        mql: t.mql,
+        breakdown,
+        model: t.model,
+        as_of: t.as_of,
+    })
+}
+
+/// One line of a score's explanation as stored and served.
+fn entry(m: &ScoringModel, c: &Contribution) -> BreakdownEntry {
+    BreakdownEntry {
+        rule: c.rule_id(m).to_owned(),
+        kind: c.kind.as_str().to_owned(),
+        label: c.label(m).into_owned(),
+        points: c.points,
+        events: match c.kind {
+            RuleKind::Fit => None,
+            RuleKind::Behavior => c.events,
+        },
     }
 }
 
@@ -686,7 +741,7 @@ mod tests {
     }
 
     #[test]
-    fn the_score_json_is_the_stored_score_serialized() {
+    fn a_compact_stored_score_reads_back_as_the_served_one() {
         // Rules with and without labels (the label then comes from the id),
         // fit and behavior entries, an escaped character in a label.
         let toml = r#"
@@ -734,8 +789,24 @@ mod tests {
         ] {
             let now = Timestamp::parse(now).unwrap();
             let score = cache.score("L1", &model, now).unwrap();
+            // The served JSON (the PostgreSQL adapter's, and SQLite rows of
+            // earlier versions) and the compact form read back the same.
             let expected = serde_json::to_string(&stored_score(&model, &score, now)).unwrap();
-            assert_eq!(score_json(&model, &score, &now.to_string()), expected);
+            let compact = compact_score_json(&model, &score, &now.to_string());
+            assert!(
+                !compact.contains("C-level") && compact.len() < expected.len(),
+                "{compact}"
+            );
+            let found = |name: &str| (name == "m \"q\"").then(|| model.clone());
+            let served = stored_score(&model, &score, now);
+            assert_eq!(read_stored(&compact, found), Ok(served.clone()));
+            assert_eq!(read_stored(&expected, |_| None), Ok(served));
+            assert!(read_stored(&compact, |_| None).unwrap_err().contains("no model"));
+            // A part naming a rule the model does not have is an error, not a panic.
+            let beyond = compact.replace("[0,0,", "[0,9,");
+            assert_ne!(beyond, compact);
+            let e = read_stored(&beyond, |_| Some(model.clone())).unwrap_err();
+            assert!(e.contains("no fit rule 9"), "{e}");
         }
         let score = cache
             .score("L1", &model, Timestamp::parse("2026-11-01T00:00:00Z").unwrap())

@@ -738,7 +738,28 @@ impl Writer {
     }
 }
 
-pub(crate) fn lead_from_row(r: &Row) -> rusqlite::Result<LeadRecord> {
+/// Finds the model a stored score names, for its explanation's rule ids and
+/// labels (see [`crate::rescore::read_stored`]): parsed once per store, its
+/// text read from this connection the first time.
+#[derive(Clone, Copy)]
+pub(crate) struct Models<'a> {
+    pub conn: &'a Connection,
+    pub parsed: &'a Mutex<Vec<ActiveModel>>,
+}
+
+impl Models<'_> {
+    fn get(&self, name: &str) -> Option<ActiveModel> {
+        crate::rescore::parse_once(self.parsed, name, || {
+            Ok(self
+                .conn
+                .prepare_cached("SELECT toml FROM models WHERE name = ?1")?
+                .query_row([name], |r| r.get(0))?)
+        })
+        .ok()
+    }
+}
+
+pub(crate) fn lead_from_row(r: &Row, models: Models) -> rusqlite::Result<LeadRecord> {
     let mut values: [Option<String>; 15] = Default::default();
     for (i, v) in values.iter_mut().enumerate() {
         *v = r.get(i)?;
@@ -751,7 +772,11 @@ pub(crate) fn lead_from_row(r: &Row) -> rusqlite::Result<LeadRecord> {
         created_at: Timestamp::from_micros(r.get(17)?),
         updated_at: Timestamp::from_micros(r.get(18)?),
         version: r.get(19)?,
-        score: score.and_then(|s| serde_json::from_str(&s).ok()),
+        score: score.and_then(|text| {
+            crate::rescore::read_stored(&text, |name| models.get(name))
+                .inspect_err(|e| tracing::warn!(error = %e, "a stored score cannot be read"))
+                .ok()
+        }),
     })
 }
 
@@ -778,12 +803,14 @@ impl Store for SqliteStore {
 
     async fn get_lead(&self, id: &str) -> Result<Option<LeadRecord>> {
         let id = id.to_owned();
-        self.read(move |c| read::lead(c, &id)).await
+        let models = self.models.clone();
+        self.read(move |c| read::lead(c, &models, &id)).await
     }
 
     async fn get_leads(&self, ids: &[String]) -> Result<HashMap<String, LeadRecord>> {
         let ids = ids.to_vec();
-        self.read(move |c| read::leads(c, &ids)).await
+        let models = self.models.clone();
+        self.read(move |c| read::leads(c, &models, &ids)).await
     }
 
     async fn update_lead(&self, id: &str, patch: LeadPatch, now: Timestamp) -> Result<Option<LeadRecord>> {
@@ -802,7 +829,8 @@ impl Store for SqliteStore {
 
     async fn list_leads(&self, query: &LeadQuery) -> Result<(Vec<LeadRecord>, Option<Cursor>)> {
         let query = query.clone();
-        self.read(move |c| read::list(c, &query)).await
+        let models = self.models.clone();
+        self.read(move |c| read::list(c, &models, &query)).await
     }
 
     async fn lead_events(&self, id: &str) -> Result<Vec<Event>> {
@@ -964,7 +992,7 @@ impl Store for SqliteStore {
         self.read(move |c| {
             Ok(crate::LeadBundle {
                 active: read::active_model(c, &models)?,
-                records: read::leads(c, &ids)?,
+                records: read::leads(c, &models, &ids)?,
                 events: read::leads_events(c, &ids)?,
                 workflows: workflow::workflows(c, &ids)?,
                 states: {
@@ -1286,6 +1314,62 @@ mod tests {
                 assert_eq!((score.model.as_ref(), score.score), (name, fresh.score), "{id}");
             }
         }
+    }
+
+    /// Scores are stored compact (the explanation without the rules' ids
+    /// and labels): a store that has not seen the model yet finds it by the
+    /// name the score gives, and a score stored whole by an earlier version
+    /// reads as before.
+    #[tokio::test]
+    async fn compact_and_whole_stored_scores_read_the_same() {
+        use crate::{NewLead, OnConflict, Store};
+        use leadscore_core::{Lead, StdField, Timestamp};
+        const MODEL: &str = include_str!("../../../leadscore-core/tests/fixtures/spec-model.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let now = Timestamp::parse("2026-11-01T00:00:00Z").unwrap();
+        store.put_model("spec", MODEL, now).await.unwrap();
+        let at = store.activate_model("spec", now, false).await.unwrap();
+        store.rescore_all(at, Arc::new(|_, _| {})).await.unwrap();
+        let lead = Lead::new("L1")
+            .with(StdField::JobTitle, "VP Sales")
+            .with(StdField::Industry, "Software");
+        let new = NewLead { lead, owner: None };
+        store
+            .write_leads(vec![new], OnConflict::Refuse, now)
+            .await
+            .unwrap();
+        let read = store.get_lead("L1").await.unwrap().unwrap();
+        let score = read.score.clone().unwrap();
+        assert!(
+            score
+                .breakdown
+                .iter()
+                .any(|e| e.rule == "decision_maker" && e.label != e.rule)
+        );
+        let c = rusqlite::Connection::open(&path).unwrap();
+        let text = || -> String {
+            c.query_row("SELECT score_json FROM leads WHERE id = 'L1'", [], |r| r.get(0))
+                .unwrap()
+        };
+        let compact = text();
+        assert!(
+            compact.contains("\"parts\"") && !compact.contains("decision_maker"),
+            "{compact}"
+        );
+        drop(store);
+        let other = SqliteStore::open(&path).unwrap();
+        assert_eq!(
+            other.get_lead("L1").await.unwrap().unwrap().score,
+            Some(score.clone())
+        );
+        let whole = serde_json::to_string(&score).unwrap();
+        c.execute("UPDATE leads SET score_json = ?1 WHERE id = 'L1'", [&whole])
+            .unwrap();
+        assert_eq!(text(), whole);
+        let listed = other.list_leads(&crate::LeadQuery::default()).await.unwrap().0;
+        assert_eq!(listed[0].score, Some(score));
     }
 
     /// Which of the requests succeeded, in order.

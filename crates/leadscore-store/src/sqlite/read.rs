@@ -7,32 +7,42 @@ use leadscore_core::{Event, Timestamp};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension};
 
-use super::{LEAD_SELECT, lead_from_row};
+use super::{LEAD_SELECT, Models, lead_from_row};
 use crate::leads::{ListSql, SqlValue};
 use crate::records::*;
 use crate::rescore::{ActiveModel, ActiveSet, parse_once, properties_from_json};
 use crate::{Result, StoreError};
 
-pub(super) fn lead(c: &Connection, id: &str) -> Result<Option<LeadRecord>> {
+pub(super) fn lead(c: &Connection, parsed: &Mutex<Vec<ActiveModel>>, id: &str) -> Result<Option<LeadRecord>> {
+    let models = Models { conn: c, parsed };
     Ok(
         c.prepare_cached(&format!("SELECT {LEAD_SELECT} FROM leads WHERE id = ?1"))?
-            .query_row([id], lead_from_row)
+            .query_row([id], |r| lead_from_row(r, models))
             .optional()?,
     )
 }
 
 /// These leads, one cached lookup each (in-process, so no round trips to save).
-pub(super) fn leads(c: &Connection, ids: &[String]) -> Result<HashMap<String, LeadRecord>> {
+pub(super) fn leads(
+    c: &Connection,
+    parsed: &Mutex<Vec<ActiveModel>>,
+    ids: &[String],
+) -> Result<HashMap<String, LeadRecord>> {
     let mut out = HashMap::with_capacity(ids.len());
     for id in ids {
-        if let Some(r) = lead(c, id)? {
+        if let Some(r) = lead(c, parsed, id)? {
             out.insert(id.clone(), r);
         }
     }
     Ok(out)
 }
 
-pub(super) fn list(c: &Connection, q: &LeadQuery) -> Result<(Vec<LeadRecord>, Option<Cursor>)> {
+pub(super) fn list(
+    c: &Connection,
+    parsed: &Mutex<Vec<ActiveModel>>,
+    q: &LeadQuery,
+) -> Result<(Vec<LeadRecord>, Option<Cursor>)> {
+    let models = Models { conn: c, parsed };
     let list = ListSql::new(q, '?');
     let args = list.args.iter().map(|v| match v {
         SqlValue::Text(t) => Value::Text(t.clone()),
@@ -42,7 +52,7 @@ pub(super) fn list(c: &Connection, q: &LeadQuery) -> Result<(Vec<LeadRecord>, Op
     });
     let mut stmt = c.prepare_cached(&list.sql(LEAD_SELECT))?;
     let leads: Vec<LeadRecord> = stmt
-        .query_map(rusqlite::params_from_iter(args), lead_from_row)?
+        .query_map(rusqlite::params_from_iter(args), |r| lead_from_row(r, models))?
         .collect::<rusqlite::Result<_>>()?;
     Ok(list.page(leads, q.order))
 }

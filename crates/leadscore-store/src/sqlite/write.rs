@@ -11,7 +11,7 @@ use super::{LEAD_DATA_SELECT, LEAD_SELECT, LEAD_SELECT_LEN, Writer, lead_from_ro
 use crate::leads::{Target, apply_patch, attributes_json, merge_new, rank, search_text};
 use crate::records::*;
 use crate::rescore::{
-    ActiveModel, CompactEvent, EventRow, StoredRow, properties_json, score_json, worth_recording,
+    ActiveModel, CompactEvent, EventRow, StoredRow, compact_score_json, properties_json, worth_recording,
 };
 use crate::{LEAD_COLUMNS, Result, StoreError, email_key, new_lead_id};
 
@@ -46,7 +46,7 @@ impl<'m> Scored<'m> {
             band: score.band_name(&model.model),
             grade: score.grade.as_str(),
             mql: score.mql,
-            json: score_json(model, score, as_of),
+            json: compact_score_json(model, score, as_of),
         }
     }
 }
@@ -109,6 +109,14 @@ impl RowState {
 }
 
 impl Writer {
+    /// The models stored scores name, read through the writer's connection.
+    fn models(&self) -> super::Models<'_> {
+        super::Models {
+            conn: &self.conn,
+            parsed: &self.parsed,
+        }
+    }
+
     fn row_state(&self, id: &str) -> Result<Option<RowState>> {
         let mut stmt = self
             .conn
@@ -125,7 +133,7 @@ impl Writer {
         let record = self
             .conn
             .prepare_cached(&format!("SELECT {LEAD_DATA_SELECT} FROM leads WHERE id = ?1"))?
-            .query_row([id], lead_from_row)?;
+            .query_row([id], |r| lead_from_row(r, self.models()))?;
         let raw: Vec<StoredEvent> = self
             .conn
             .prepare_cached(&format!(
@@ -159,7 +167,7 @@ impl Writer {
             .prepare_cached(&format!(
                 "SELECT {LEAD_DATA_SELECT} FROM leads WHERE id >= ?1 AND id <= ?2 ORDER BY id"
             ))?
-            .query_map([first.0, last.0], lead_from_row)?
+            .query_map([first.0, last.0], |r| lead_from_row(r, self.models()))?
             .collect::<rusqlite::Result<_>>()?;
         let rows: Vec<(String, StoredEvent)> = self
             .conn
@@ -211,6 +219,7 @@ impl Writer {
                  FROM leads"
             ))?
             .query_map([], |r| {
+                let models = self.models();
                 let from = LEAD_SELECT_LEN;
                 let state = read_row_state_at(r, from)?;
                 let as_of = r.get_ref(from + ROW_STATE_LEN + 1)?.as_str_or_null()?;
@@ -221,7 +230,7 @@ impl Writer {
                     model: r.get::<_, Option<String>>(from + ROW_STATE_LEN)?.map(Arc::from),
                     as_of: as_of.and_then(|t| Timestamp::parse(t).ok()),
                 };
-                Ok((lead_from_row(r)?, row))
+                Ok((lead_from_row(r, models)?, row))
             })?
             .collect::<rusqlite::Result<_>>()?;
         // In the events' order (SQLite compares text bytewise, as Rust does).
@@ -465,7 +474,7 @@ impl Writer {
         Ok(self
             .conn
             .prepare_cached(&format!("SELECT {LEAD_SELECT} FROM leads WHERE id = ?1"))?
-            .query_row([id], lead_from_row)?)
+            .query_row([id], |r| lead_from_row(r, self.models()))?)
     }
 
     /// Stores an edited lead (data and owner), then rescores it.
@@ -518,7 +527,7 @@ impl Writer {
         let Some(record) = self
             .conn
             .prepare_cached(&format!("SELECT {LEAD_SELECT} FROM leads WHERE id = ?1"))?
-            .query_row([id], lead_from_row)
+            .query_row([id], |r| lead_from_row(r, self.models()))
             .optional()?
         else {
             return Ok(None);
