@@ -124,14 +124,14 @@ pub fn stored_score(model: &ActiveModel, score: &Score, as_of: Timestamp) -> Sto
     }
 }
 
-/// The engine's score as the SQLite adapter stores it: [`score_json`]'s
-/// fields, but the explanation keeps of each line only the rule's kind and
+/// The engine's score as the SQLite adapter stores it: [`stored_score`]'s
+/// fields as JSON, but the explanation keeps of each line only the rule's kind and
 /// place in the model, its points and its events; [`read_stored`] gives back
 /// the served form, with the rule ids and labels of the model the score
-/// names (a stored model never changes under its name). A lead row is then a
-/// third of the size it was with the whole explanation, which every write of
-/// a score rewrites: a rescoring of every lead, and each ingest's touched
-/// leads.
+/// names (a stored model never changes under its name). The text is about a
+/// third of the served JSON's length and a lead row half its size, which
+/// every write of a score rewrites: a rescoring of every lead, and each
+/// ingest's touched leads.
 pub fn compact_score_json(model: &ActiveModel, score: &Score, as_of: &str) -> String {
     let m = &model.model;
     let view = CompactView {

@@ -1507,6 +1507,6 @@ async fn a_version_1_sqlite_database_is_upgraded_with_every_event() {
             r.get(0)
         })
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     assert!(sql.contains("WITHOUT ROWID"), "{sql}");
 }

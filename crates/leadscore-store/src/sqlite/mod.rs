@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use async_trait::async_trait;
 use leadscore_core::workflow::Workflow;
 use leadscore_core::{Event, Timestamp};
-use rusqlite::{Connection, OpenFlags, Row};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
 
 use crate::records::*;
 use crate::rescore::{ActiveModel, ActiveSet, LeadCache};
@@ -41,8 +41,10 @@ const EVENTS_SCHEMA: &str = include_str!("events.sql");
 /// too; one cut off by a stop leaves it to the next open, one cut off by a
 /// newer activation to that activation's rescoring.
 const RANK_INDEX: &str = "CREATE INDEX IF NOT EXISTS leads_by_rank ON leads (rank DESC, id);";
-/// The `user_version` that [`SCHEMA`] sets.
-const SCHEMA_VERSION: i64 = 2;
+/// The `user_version` that [`SCHEMA`] sets: 2 stores events clustered by
+/// lead; 3 stores scores compact (`rescore::compact_score_json`), which an
+/// earlier version would read as no score at all, so it refuses the file.
+const SCHEMA_VERSION: i64 = 3;
 const READERS: usize = 4;
 /// At most this many requests share one commit.
 const GROUP: usize = 512;
@@ -748,14 +750,29 @@ pub(crate) struct Models<'a> {
 }
 
 impl Models<'_> {
-    fn get(&self, name: &str) -> Option<ActiveModel> {
-        crate::rescore::parse_once(self.parsed, name, || {
-            Ok(self
-                .conn
-                .prepare_cached("SELECT toml FROM models WHERE name = ?1")?
-                .query_row([name], |r| r.get(0))?)
-        })
-        .ok()
+    /// The model named `name`; `None` when there is none, or its text no
+    /// longer parses (said in the log). A failed read is an error.
+    fn get(&self, name: &str) -> rusqlite::Result<Option<ActiveModel>> {
+        let mut parsed = self.parsed.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = parsed.iter().find(|m| &*m.name == name) {
+            return Ok(Some(m.clone()));
+        }
+        let toml: Option<String> = self
+            .conn
+            .prepare_cached("SELECT toml FROM models WHERE name = ?1")?
+            .query_row([name], |r| r.get(0))
+            .optional()?;
+        let Some(toml) = toml else { return Ok(None) };
+        match ActiveModel::parse(name, &toml) {
+            Ok(m) => {
+                parsed.push(m.clone());
+                Ok(Some(m))
+            }
+            Err(e) => {
+                tracing::warn!(model = name, error = %e, "a stored model does not parse");
+                Ok(None)
+            }
+        }
     }
 }
 
@@ -765,18 +782,32 @@ pub(crate) fn lead_from_row(r: &Row, models: Models) -> rusqlite::Result<LeadRec
         *v = r.get(i)?;
     }
     let lead = crate::leads::lead_from_columns(values, r.get::<_, Option<String>>(15)?.as_deref());
-    let score: Option<String> = r.get(20)?;
+    let text: Option<String> = r.get(20)?;
+    // A failed read of the model fails the read; a score that cannot be
+    // read (no such model, a bad text) is served as none, as before.
+    let mut failed = None;
+    let score = text.and_then(|text| {
+        let model = |name: &str| match models.get(name) {
+            Ok(found) => found,
+            Err(e) => {
+                failed = Some(e);
+                None
+            }
+        };
+        crate::rescore::read_stored(&text, model)
+            .inspect_err(|e| tracing::warn!(error = %e, "a stored score cannot be read"))
+            .ok()
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
     Ok(LeadRecord {
         lead,
         owner: r.get(16)?,
         created_at: Timestamp::from_micros(r.get(17)?),
         updated_at: Timestamp::from_micros(r.get(18)?),
         version: r.get(19)?,
-        score: score.and_then(|text| {
-            crate::rescore::read_stored(&text, |name| models.get(name))
-                .inspect_err(|e| tracing::warn!(error = %e, "a stored score cannot be read"))
-                .ok()
-        }),
+        score,
     })
 }
 
@@ -1035,7 +1066,6 @@ impl Store for SqliteStore {
 
     async fn active_predictive(&self) -> Result<Option<(String, String, String)>> {
         self.read(|c| {
-            use rusqlite::OptionalExtension;
             Ok(
                 c.prepare_cached("SELECT name, body, metrics FROM predictive_models WHERE active = 1")?
                     .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -1360,6 +1390,8 @@ mod tests {
         );
         drop(store);
         let other = SqliteStore::open(&path).unwrap();
+        // Opening parsed the active model: forgotten, it is read by name.
+        other.models.lock().unwrap().clear();
         assert_eq!(
             other.get_lead("L1").await.unwrap().unwrap().score,
             Some(score.clone())

@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS leads (
     band           TEXT,
     grade          TEXT,
     mql            INTEGER,
-    score_json     TEXT              -- the whole current score, as served
+    score_json     TEXT              -- the current score, compact (rescore::compact_score_json)
 );
 -- leads_by_rank, the sort by score, is `RANK_INDEX` in mod.rs: a rescoring
 -- of many leads drops it and builds it again at its end.
@@ -113,4 +113,4 @@ CREATE TABLE IF NOT EXISTS predictive_models (
     active     INTEGER NOT NULL DEFAULT 0
 );
 
-PRAGMA user_version = 2;
+PRAGMA user_version = 3;
