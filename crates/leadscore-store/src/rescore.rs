@@ -133,6 +133,16 @@ pub fn stored_score(model: &ActiveModel, score: &Score, as_of: Timestamp) -> Sto
 /// every write of a score rewrites: a rescoring of every lead, and each
 /// ingest's touched leads.
 pub fn compact_score_json(model: &ActiveModel, score: &Score, as_of: &str) -> String {
+    let mut out = Vec::with_capacity(192 + 24 * score.breakdown.len());
+    write_compact_score_json(&mut out, model, score, as_of);
+    String::from_utf8(out).expect("serde_json writes UTF-8")
+}
+
+/// [`compact_score_json`] appended to `out`, so that many scores can share
+/// one buffer (a rescoring's scores are made on the pool and freed by the
+/// writer: one block each cost the writer a lock of the pool thread's arena
+/// per score).
+pub fn write_compact_score_json(out: &mut Vec<u8>, model: &ActiveModel, score: &Score, as_of: &str) {
     let m = &model.model;
     let view = CompactView {
         score: score.score,
@@ -145,9 +155,7 @@ pub fn compact_score_json(model: &ActiveModel, score: &Score, as_of: &str) -> St
         model: &model.name,
         as_of,
     };
-    let mut out = Vec::with_capacity(192 + 24 * score.breakdown.len());
-    serde_json::to_writer(&mut out, &view).expect("a score serializes");
-    String::from_utf8(out).expect("serde_json writes UTF-8")
+    serde_json::to_writer(out, &view).expect("a score serializes");
 }
 
 /// The compact stored form (see [`compact_score_json`]); `model` and
@@ -418,7 +426,9 @@ pub const MAX_CACHED_EVENTS: usize = 20_000_000;
 /// Touched leads, kept for rescoring (see the module docs).
 #[derive(Debug, Default)]
 pub struct LeadCache {
-    leads: FastMap<String, CachedLead>,
+    /// Keyed by the lead's id, shared: a rescoring names its leads, and the
+    /// journal the changed ones, with the key itself, not a copy.
+    leads: FastMap<Arc<str>, CachedLead>,
     interner: Interner,
     /// Events held, for the memory bound.
     events: usize,
@@ -427,7 +437,7 @@ pub struct LeadCache {
     /// Band names, shared by the rows that hold them.
     bands: FastMap<Box<str>, Arc<str>>,
     /// Leads whose entries changed since [`LeadCache::begin`] (`None`: not noted).
-    journal: Option<Vec<String>>,
+    journal: Option<Vec<Arc<str>>>,
 }
 
 /// One stored event as an adapter reads it back.
@@ -447,7 +457,7 @@ impl LeadCache {
 
     fn note(&mut self, id: &str) {
         if let Some(journal) = &mut self.journal {
-            journal.push(id.to_owned());
+            journal.push(id.into());
         }
     }
 
@@ -475,8 +485,10 @@ impl LeadCache {
     /// [`LeadCache::compact`] of this cache).
     pub fn load_compact(&mut self, lead: Lead, version: i64, events: Vec<CompactEvent>) {
         self.events += events.len();
-        let id = lead.id().to_owned();
-        self.note(&id);
+        let id: Arc<str> = lead.id().into();
+        if let Some(journal) = &mut self.journal {
+            journal.push(id.clone());
+        }
         let replaced = self.leads.insert(
             id,
             CachedLead {
@@ -514,11 +526,17 @@ impl LeadCache {
     /// What is known of a cached lead's stored row, if it is trusted: noted
     /// in this generation, at the entry's version.
     pub fn stored_row(&self, id: &str) -> Option<&StoredRow> {
-        let c = self.leads.get(id)?;
+        self.stored_row_keyed(id).map(|(_, row)| row)
+    }
+
+    /// [`LeadCache::stored_row`] with the entry's key, which names the lead
+    /// without a copy of its id (see [`LeadCache::set_rescored`]).
+    pub fn stored_row_keyed(&self, id: &str) -> Option<(&Arc<str>, &StoredRow)> {
+        let (key, c) = self.leads.get_key_value(id)?;
         c.row
             .as_ref()
             .filter(|(generation, row)| *generation == self.rows && row.version == c.version)
-            .map(|(_, row)| row)
+            .map(|(_, row)| (key, row))
     }
 
     /// Notes what a cached lead's row now holds (written or read in the
@@ -528,6 +546,23 @@ impl LeadCache {
             c.version = row.version;
             c.row = Some((self.rows, row));
             self.note(id);
+        }
+    }
+
+    /// [`LeadCache::set_stored_row`] and [`LeadCache::keep_fit`] (when the
+    /// scoring evaluated the fit) in one lookup, for a lead named by its
+    /// key: what a rescoring does for each of its leads.
+    pub fn set_rescored(&mut self, key: &Arc<str>, row: StoredRow, fit: Option<(&ActiveModel, FitOutcome)>) {
+        let Some(c) = self.leads.get_mut(&**key) else {
+            return;
+        };
+        c.version = row.version;
+        c.row = Some((self.rows, row));
+        if let Some((model, fit)) = fit {
+            c.fit = Some((model.model.clone(), fit));
+        }
+        if let Some(journal) = &mut self.journal {
+            journal.push(key.clone());
         }
     }
 
@@ -615,6 +650,12 @@ impl LeadCache {
         self.leads.get(id).map(|c| &c.lead)
     }
 
+    /// A cached lead's entry: its data, and its scores through
+    /// [`LeadCache::score_entry`] without another lookup.
+    pub fn entry(&self, id: &str) -> Option<&CachedLead> {
+        self.leads.get(id)
+    }
+
     /// Scores a cached lead with `model` as of `now`.
     pub fn score(&mut self, id: &str, model: &ActiveModel, now: Timestamp) -> Option<Score> {
         let (score, fit) = self.score_shared(id, model, now)?;
@@ -634,20 +675,30 @@ impl LeadCache {
         now: Timestamp,
     ) -> Option<(Score, Option<FitOutcome>)> {
         let c = self.leads.get(id)?;
-        let (fit, new_fit) = match &c.fit {
-            Some((by, fit)) if Arc::ptr_eq(by, &model.model) => (fit, None),
+        Some(self.score_entry(c, model, now))
+    }
+
+    /// [`LeadCache::score_shared`] of an entry already at hand (from
+    /// [`LeadCache::entry`]).
+    pub fn score_entry(
+        &self,
+        c: &CachedLead,
+        model: &ActiveModel,
+        now: Timestamp,
+    ) -> (Score, Option<FitOutcome>) {
+        match &c.fit {
+            Some((by, fit)) if Arc::ptr_eq(by, &model.model) => (self.score_with(c, fit, model, now), None),
             // Evaluated under a model whose fit rules test the same: the
             // same outcome, kept under this model from now on.
             Some((by, fit)) if by.same_fit_tests(&model.model) => {
-                return Some((self.score_with(c, fit, model, now), Some(fit.clone())));
+                (self.score_with(c, fit, model, now), Some(fit.clone()))
             }
             _ => {
                 let fit = model.model.evaluate_fit(&c.lead);
                 let score = self.score_with(c, &fit, model, now);
-                return Some((score, Some(fit)));
+                (score, Some(fit))
             }
-        };
-        Some((self.score_with(c, fit, model, now), new_fit))
+        }
     }
 
     /// Remembers a lead's fit outcome under `model` (the fit only changes

@@ -12,6 +12,7 @@ use crate::leads::{Target, apply_patch, attributes_json, merge_new, rank, search
 use crate::records::*;
 use crate::rescore::{
     ActiveModel, CompactEvent, EventRow, StoredRow, compact_score_json, properties_json, worth_recording,
+    write_compact_score_json,
 };
 use crate::{LEAD_COLUMNS, Result, StoreError, email_key, new_lead_id};
 
@@ -23,30 +24,62 @@ pub(super) const RESCORE_CHUNK: usize = 10_000;
 /// the pool while the writer writes the last one.
 const SCORE_PART: usize = 1_000;
 
+/// Leads of a part scored by one task of the pool, their scores' JSON in
+/// one buffer.
+const SCORE_TASK: usize = 125;
+
 /// Below this many missing leads, a run is loaded lead by lead.
 const BULK_LOAD_FROM: usize = 64;
 
 /// A lead's new score, ready to store: the model that gave it, the columns
-/// beside the score, and the score as the JSON served.
-struct Scored<'m> {
+/// beside the score, and the score as stored (`J`: the text, or where it
+/// lies in a buffer of many).
+struct Scored<'m, J = String> {
     model: &'m ActiveModel,
     score: f64,
     band: &'m str,
     grade: &'static str,
     mql: bool,
-    json: String,
+    json: J,
 }
 
 impl<'m> Scored<'m> {
     /// `as_of` is the scoring moment as text (formatted once for many leads).
     fn new(model: &'m ActiveModel, score: &Score, as_of: &str) -> Scored<'m> {
+        Scored::with_json(model, score, compact_score_json(model, score, as_of))
+    }
+}
+
+impl<'m> Scored<'m, std::ops::Range<usize>> {
+    /// The score with its text appended to `buffer`.
+    fn in_buffer(model: &'m ActiveModel, score: &Score, as_of: &str, buffer: &mut Vec<u8>) -> Self {
+        let from = buffer.len();
+        write_compact_score_json(buffer, model, score, as_of);
+        Scored::with_json(model, score, from..buffer.len())
+    }
+
+    /// The score with its text, from the buffer it was written to.
+    fn placed<'b>(&self, buffer: &'b str) -> Scored<'m, &'b str> {
+        Scored {
+            model: self.model,
+            score: self.score,
+            band: self.band,
+            grade: self.grade,
+            mql: self.mql,
+            json: &buffer[self.json.clone()],
+        }
+    }
+}
+
+impl<'m, J> Scored<'m, J> {
+    fn with_json(model: &'m ActiveModel, score: &Score, json: J) -> Self {
         Scored {
             model,
             score: score.score,
             band: score.band_name(&model.model),
             grade: score.grade.as_str(),
             mql: score.mql,
-            json: compact_score_json(model, score, as_of),
+            json,
         }
     }
 }
@@ -60,15 +93,21 @@ type Touched = (RowState, bool, Vec<String>);
 /// written (`None`: unscored), and the lead's fit outcome when the scoring
 /// evaluated it.
 type Kept<'a> = (
-    &'a str,
+    &'a Arc<str>,
     ScoreTarget<'a>,
     Option<(&'a ActiveModel, f64, &'a str, bool)>,
     Option<FitOutcome>,
 );
 
-/// A lead of a rescoring chunk: its id, its row state, and the model that
-/// scored it and as of when (from its stored score).
-type ChunkRow = (String, RowState, Option<Arc<str>>, Option<Timestamp>);
+/// A lead of a rescoring chunk: its id (the cache's key when the cache
+/// knows its row), its row state, and the model that scored it and as of
+/// when (from its stored score).
+type ChunkRow = (Arc<str>, RowState, Option<Arc<str>>, Option<Timestamp>);
+
+/// What the pool gives back for one lead of a rescoring part: `None` when
+/// the lead is already current, else its new score (`None`: unscored) and
+/// its fit outcome when the scoring evaluated it.
+type Rescored<'m> = Option<(Option<Scored<'m, std::ops::Range<usize>>>, Option<FitOutcome>)>;
 
 /// A lead's row state the writer needs before rescoring it.
 struct RowState {
@@ -561,13 +600,16 @@ impl Writer {
         if self.cache.len() as u64 * 2 < total {
             self.fill_cache()?;
         }
-        let ids = self.chunk_rows(after, limit)?;
+        let (ids, known) = self.chunk_rows(after, limit)?;
         let selected = started.elapsed();
-        self.load_range(ids.iter().map(|(id, state, ..)| (id.as_str(), state.version)))?;
-        if let Some((id, ..)) = ids.iter().find(|(id, ..)| !self.cache.contains(id)) {
-            return Err(StoreError::Database(format!(
-                "internal: lead `{id}` is not loaded for scoring"
-            )));
+        // Known rows are of cached leads.
+        if !known {
+            self.load_range(ids.iter().map(|(id, state, ..)| (&**id, state.version)))?;
+            if let Some((id, ..)) = ids.iter().find(|(id, ..)| !self.cache.contains(id)) {
+                return Err(StoreError::Database(format!(
+                    "internal: lead `{id}` is not loaded for scoring"
+                )));
+            }
         }
         let loaded = started.elapsed();
         // Checking, scoring and serializing run on every core, a part ahead
@@ -576,20 +618,26 @@ impl Writer {
         // by a write after the activation); rescoring it as of `now` would
         // set it back and drop events that happened since.
         let now_text = now.to_string();
-        let score = |(id, _, by, as_of): &ChunkRow| {
-            let lead = self.cache.lead(id).expect("the chunk is cached");
-            let (by, as_of) = (by.as_deref(), *as_of);
+        let score = |(id, _, by, as_of): &ChunkRow, buffer: &mut Vec<u8>| -> Rescored<'_> {
+            let entry = self.cache.entry(id).expect("the chunk is cached");
+            let (lead, by, as_of) = (&entry.lead, by.as_deref(), *as_of);
             if set.may_be_current(by, as_of, now) && set.scored_since(lead, by, as_of, now) {
                 return None;
             }
             let Some(model) = set.for_lead(lead) else {
                 return Some((None, None));
             };
-            let (score, fit) = self
-                .cache
-                .score_shared(id, model, now)
-                .expect("the chunk is cached");
-            Some((Some(Scored::new(model, &score, &now_text)), fit))
+            let (score, fit) = self.cache.score_entry(entry, model, now);
+            Some((Some(Scored::in_buffer(model, &score, &now_text, buffer)), fit))
+        };
+        // A task's leads, their scores' text in one buffer.
+        let score_task = |rows: &[ChunkRow]| {
+            let mut buffer = Vec::with_capacity(rows.len() * 256);
+            let scored: Vec<Rescored> = rows.iter().map(|row| score(row, &mut buffer)).collect();
+            (
+                String::from_utf8(buffer).expect("serde_json writes UTF-8"),
+                scored,
+            )
         };
         // Each lead's entry names the model that scored it (see `write_score`).
         let cause = Cause::ModelActivated { model: String::new() };
@@ -606,7 +654,7 @@ impl Writer {
                     // Owned here: a panic drops it, which ends the loop below.
                     let parts = parts;
                     for part in ids.chunks(SCORE_PART) {
-                        let results: Vec<_> = part.par_iter().map(&score).collect();
+                        let results: Vec<_> = part.par_chunks(SCORE_TASK).map(&score_task).collect();
                         if parts.send(results).is_err() {
                             return;
                         }
@@ -620,17 +668,21 @@ impl Writer {
                         "internal: a rescoring part was not scored".into(),
                     ));
                 };
-                for ((id, state, ..), result) in part.iter().zip(results) {
-                    let Some((new, fit)) = result else { continue };
-                    let to = state.next(id);
-                    let old = state.last.as_ref().map(|(s, b, m)| (*s, &**b, *m));
-                    write_score(&self.conn, to, old, now, &cause, new.as_ref())?;
-                    kept.push((
-                        id,
-                        to,
-                        new.as_ref().map(|n| (n.model, n.score, n.band, n.mql)),
-                        fit,
-                    ));
+                let tasks = part.chunks(SCORE_TASK).zip(results);
+                for (rows, (buffer, scored)) in tasks {
+                    for ((id, state, ..), result) in rows.iter().zip(scored) {
+                        let Some((new, fit)) = result else { continue };
+                        let to = state.next(id);
+                        let old = state.last.as_ref().map(|(s, b, m)| (*s, &**b, *m));
+                        let new = new.as_ref().map(|n| n.placed(&buffer));
+                        write_score(&self.conn, to, old, now, &cause, new.as_ref())?;
+                        kept.push((
+                            id,
+                            to,
+                            new.as_ref().map(|n| (n.model, n.score, n.band, n.mql)),
+                            fit,
+                        ));
+                    }
                 }
             }
             Ok(())
@@ -644,10 +696,8 @@ impl Writer {
                 model: scored.map(|(model, ..)| model.name.clone()),
                 as_of: scored.map(|_| now),
             };
-            if let Some(((model, ..), fit)) = scored.zip(fit) {
-                self.cache.keep_fit(id, model, fit);
-            }
-            self.cache.set_stored_row(id, row);
+            let fit = scored.zip(fit).map(|((model, ..), fit)| (model, fit));
+            self.cache.set_rescored(id, row, fit);
         }
         tracing::debug!(
             leads = ids.len(),
@@ -659,7 +709,7 @@ impl Writer {
         let n = ids.len() as u64;
         self.record_rescore(done + n, total.max(done + n), false, now)?;
         let last = (ids.len() == limit)
-            .then(|| ids.last().map(|(id, ..)| id.clone()))
+            .then(|| ids.last().map(|(id, ..)| id.to_string()))
             .flatten();
         Ok((n, last))
     }
@@ -668,22 +718,26 @@ impl Writer {
     /// what the cache knows of their rows when it knows every one (after the
     /// warm-up and any write, it does), which reads only the id index; else
     /// read from their rows, scores included.
-    fn chunk_rows(&mut self, after: &str, limit: usize) -> Result<Vec<ChunkRow>> {
-        let ids: Vec<String> = self
-            .conn
-            .prepare_cached("SELECT id FROM leads WHERE id > ?1 ORDER BY id LIMIT ?2")?
-            .query_map(params![after, limit as i64], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        let known: Option<Vec<ChunkRow>> = ids
-            .into_iter()
-            .map(|id| {
-                let row = self.cache.stored_row(&id)?;
+    fn chunk_rows(&mut self, after: &str, limit: usize) -> Result<(Vec<ChunkRow>, bool)> {
+        let mut known: Vec<ChunkRow> = Vec::with_capacity(limit);
+        let mut all_known = true;
+        {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT id FROM leads WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+            let mut rows = stmt.query(params![after, limit as i64])?;
+            while let Some(r) = rows.next()? {
+                // The cache's own key names the lead: no copy of the id.
+                let Some((key, row)) = self.cache.stored_row_keyed(text(r.get_ref(0)?)?) else {
+                    all_known = false;
+                    break;
+                };
                 let (state, model, as_of) = (RowState::of(row), row.model.clone(), row.as_of);
-                Some((id, state, model, as_of))
-            })
-            .collect();
-        if let Some(rows) = known {
-            return Ok(rows);
+                known.push((key.clone(), state, model, as_of));
+            }
+        }
+        if all_known {
+            return Ok((known, true));
         }
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {ROW_STATE}, score_json, id FROM leads WHERE id > ?1 ORDER BY id LIMIT ?2"
@@ -692,13 +746,13 @@ impl Writer {
             let json = r.get_ref(ROW_STATE_LEN)?.as_str_or_null()?;
             let ScoredBy { model, as_of } = scored_by(json);
             Ok((
-                r.get::<_, String>(ROW_STATE_LEN + 1)?,
+                Arc::from(text(r.get_ref(ROW_STATE_LEN + 1)?)?),
                 read_row_state(r)?,
                 model.map(|m| Arc::from(&*m)),
                 as_of.and_then(|t| Timestamp::parse(&t).ok()),
             ))
         })?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        Ok((rows.collect::<rusqlite::Result<Vec<_>>>()?, false))
     }
 
     /// Rescores leads because time passed (see `Store::refresh_scores`).
@@ -856,7 +910,7 @@ fn event_row((kind, properties, at, seq): &StoredEvent) -> EventRow<'_> {
 fn stored_row(
     cache: &mut crate::rescore::LeadCache,
     to: ScoreTarget,
-    scored: Option<&Scored>,
+    scored: Option<&Scored<'_, impl AsRef<str>>>,
     as_of: Timestamp,
 ) -> StoredRow {
     StoredRow {
@@ -912,7 +966,7 @@ fn write_score(
     last: Option<(f64, &str, bool)>,
     now: Timestamp,
     cause: &Cause,
-    scored: Option<&Scored>,
+    scored: Option<&Scored<'_, impl AsRef<str>>>,
 ) -> Result<()> {
     let ScoreTarget { id, rowid, version } = to;
     let Some(new) = scored else {
@@ -928,7 +982,13 @@ fn write_score(
              WHERE rowid = ?1",
     )?
     .execute(params![
-        rowid, version, new.score, new.band, new.grade, new.mql, new.json
+        rowid,
+        version,
+        new.score,
+        new.band,
+        new.grade,
+        new.mql,
+        new.json.as_ref()
     ])?;
     if worth_recording(last, (new.score, new.band, new.mql)) {
         let model = &new.model.name;
