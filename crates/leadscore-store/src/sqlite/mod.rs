@@ -1325,6 +1325,17 @@ mod tests {
             let seen = seen.lock().unwrap().clone();
             assert_eq!(seen, vec![during; LEADS.div_ceil(chunk)], "{name}");
             assert!(indexed(), "{name}");
+            // The build's own temp_store is undone: every other statement
+            // keeps its temporary data in memory (2).
+            let temp_store = store
+                .io
+                .write(|w| {
+                    Ok(w.conn
+                        .query_row("PRAGMA temp_store", [], |r| r.get::<_, i64>(0))?)
+                })
+                .await
+                .unwrap();
+            assert_eq!(temp_store, 2, "{name}");
             // The first page (a page is at most 1,000 leads).
             let query = LeadQuery {
                 limit: 1_000,

@@ -789,6 +789,7 @@ impl Writer {
     /// Builds the leads' sort by score ([`super::RANK_INDEX`]) or drops it.
     pub(super) fn set_rank_index(&mut self, present: bool) -> Result<()> {
         let started = std::time::Instant::now();
+        let mut one_block = false;
         if present {
             // With `temp_store = MEMORY` (see `open_conn`) SQLite's sorter
             // allocates every record alone, and its merges chase them all
@@ -800,16 +801,21 @@ impl Writer {
             // doubled. SQLite refuses the switch inside a transaction once
             // the connection has temporary tables (it has none); the build
             // then runs as before.
-            let switched = self.conn.execute_batch("PRAGMA temp_store = DEFAULT").is_ok();
+            one_block = self.conn.execute_batch("PRAGMA temp_store = DEFAULT").is_ok();
             let built = self.conn.execute_batch(super::RANK_INDEX);
-            if switched {
+            if one_block {
                 self.conn.execute_batch("PRAGMA temp_store = MEMORY")?;
             }
             built?;
         } else {
             self.conn.execute_batch("DROP INDEX IF EXISTS leads_by_rank;")?;
         }
-        tracing::debug!(present, ms = started.elapsed().as_secs_f64() * 1e3, "rank index");
+        tracing::debug!(
+            present,
+            one_block,
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "rank index"
+        );
         Ok(())
     }
 
