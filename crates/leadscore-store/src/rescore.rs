@@ -461,6 +461,13 @@ impl LeadCache {
         }
     }
 
+    /// [`LeadCache::note`] of an entry's own key (no copy of the id).
+    fn note_key(&mut self, key: &Arc<str>) {
+        if let Some(journal) = &mut self.journal {
+            journal.push(key.clone());
+        }
+    }
+
     /// Forgets the entries changed since [`LeadCache::begin`]: the write that
     /// changed them was undone, and they may hold what it did. The rest of
     /// the cache stays (they reload from the database when next used).
@@ -486,9 +493,7 @@ impl LeadCache {
     pub fn load_compact(&mut self, lead: Lead, version: i64, events: Vec<CompactEvent>) {
         self.events += events.len();
         let id: Arc<str> = lead.id().into();
-        if let Some(journal) = &mut self.journal {
-            journal.push(id.clone());
-        }
+        self.note_key(&id);
         let replaced = self.leads.insert(
             id,
             CachedLead {
@@ -561,9 +566,7 @@ impl LeadCache {
         if let Some((model, fit)) = fit {
             c.fit = Some((model.model.clone(), fit));
         }
-        if let Some(journal) = &mut self.journal {
-            journal.push(key.clone());
-        }
+        self.note_key(key);
     }
 
     /// The shared copy of a band's name.
