@@ -802,9 +802,17 @@ impl Writer {
             // the connection has temporary tables (it has none); the build
             // then runs as before.
             one_block = self.conn.execute_batch("PRAGMA temp_store = DEFAULT").is_ok();
-            let built = self.conn.execute_batch(super::RANK_INDEX);
+            let mut built = self.conn.execute_batch(super::RANK_INDEX);
             if one_block {
                 self.conn.execute_batch("PRAGMA temp_store = MEMORY")?;
+                // Past the cache's size (some million leads) the sorter
+                // spills to a temporary file; where none can be written,
+                // the build runs again all in memory, as it did before.
+                if let Err(e) = &built {
+                    tracing::warn!(error = %e, "the rank index's build with a temporary file failed; it runs again in memory");
+                    built = self.conn.execute_batch(super::RANK_INDEX);
+                    one_block = false;
+                }
             }
             built?;
         } else {
