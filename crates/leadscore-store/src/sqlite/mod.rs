@@ -15,7 +15,7 @@ mod write;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use async_trait::async_trait;
@@ -91,6 +91,9 @@ pub struct SqliteStore {
     path: PathBuf,
     io: Arc<Io>,
     models: Arc<Mutex<Vec<ActiveModel>>>,
+    /// The syncer thread's state (read by tests).
+    #[cfg_attr(not(test), allow(dead_code))]
+    durable: Arc<WalSync>,
     /// Leads rescored per writer transaction by [`Store::rescore_all`]
     /// ([`write::RESCORE_CHUNK`]; smaller in tests).
     rescore_chunk: usize,
@@ -123,9 +126,9 @@ pub(crate) struct Writer {
     /// SQLite's `data_version` when the writer last began a transaction
     /// (see [`Writer::follow_others`]).
     data_version: Option<i64>,
-    /// Whether commits sync (`synchronous = FULL`, as opened), or not (a
-    /// derived write's: see [`Writer::synchronous`]).
-    synced: bool,
+    /// The syncer thread's state: the writer refuses every write once a sync
+    /// has failed (see [`sync_loop`]).
+    durable: Arc<WalSync>,
 }
 
 /// Page cache of the writer and of each reader, in KiB: the writer touches
@@ -231,6 +234,10 @@ impl SqliteStore {
         }
         let models: Arc<Mutex<Vec<ActiveModel>>> = Arc::default();
         let wal = Arc::new(WalLength::default());
+        // The writer's commits leave the WAL's sync to the syncer thread
+        // (see `writer_loop`); its checkpoints still sync.
+        conn.execute_batch("PRAGMA synchronous = NORMAL")?;
+        let durable = Arc::new(WalSync::new(path));
         let mut writer = Writer {
             conn,
             cache: LeadCache::default(),
@@ -241,13 +248,19 @@ impl SqliteStore {
             last_restart: std::time::Instant::now(),
             fresh: false,
             data_version: None,
-            synced: true,
+            durable: durable.clone(),
         };
+        let syncer_state = durable.clone();
         writer.refresh_active()?;
         let (jobs, rx) = mpsc::channel::<Queued>();
+        let (committed, to_sync) = mpsc::channel::<Committed>();
+        std::thread::Builder::new()
+            .name("sqlite-sync".into())
+            .spawn(move || sync_loop(&syncer_state, &to_sync))
+            .map_err(|e| StoreError::Database(format!("cannot start the syncer: {e}")))?;
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(writer, rx))
+            .spawn(move || writer_loop(writer, &rx, &committed))
             .map_err(|e| StoreError::Database(format!("cannot start the writer: {e}")))?;
         let checkpointer = open_conn(
             path,
@@ -270,6 +283,7 @@ impl SqliteStore {
                 next_reader: AtomicUsize::new(0),
             }),
             models,
+            durable,
             rescore_chunk: write::RESCORE_CHUNK,
         })
     }
@@ -524,14 +538,38 @@ fn migrate_events_by_lead(conn: &Connection, path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn writer_loop(mut w: Writer, rx: mpsc::Receiver<Queued>) {
+/// A group's commit and the answers waiting for it to be durable.
+struct Committed {
+    replies: Vec<Reply>,
+    commit: Result<(), String>,
+}
+
+/// Runs the write requests in group transactions. A group's commit writes
+/// its WAL frames without waiting for the disk (`synchronous = NORMAL`);
+/// its answers go to the syncer thread, which answers them once a sync of
+/// the WAL has covered that commit, while the writer goes on with the next
+/// group. Under `synchronous = FULL` the writer itself waited for every
+/// sync, and no request could start meanwhile: under 5,000 single events a
+/// second on an Intel Xeon host the syncs were 57 % of the writer's time
+/// (writer busy 85 %: the queue behind it set the p99 at 36 ms).
+///
+/// No answer comes before its events are on the disk, as before. What
+/// changes: a reader may see a commit for the few milliseconds before its
+/// sync (SQLite shows a commit to readers at once under `NORMAL`), so a
+/// crash of the machine (not of the process: the operating system keeps
+/// what was written) in that moment can lose a write someone has read but
+/// whose client was never answered, and will retry it.
+fn writer_loop(mut w: Writer, rx: &mpsc::Receiver<Queued>, syncer: &mpsc::Sender<Committed>) {
     while let Ok(first) = rx.recv() {
         let started = std::time::Instant::now();
-        // A derived write commits alone, without a sync (see
-        // `Io::write_derived`); every other transaction syncs. A connection
-        // that cannot be set to sync begins nothing.
+        // A derived write (see `Io::write_derived`) commits alone, and is
+        // answered without waiting for a sync.
         let derived = first.derived;
-        if !w.synchronous(!derived) || !w.begin() {
+        if w.durable.failed.load(Ordering::Relaxed) {
+            (first.job)(None)(Err(SYNC_FAILED.into()));
+            continue;
+        }
+        if !w.begin() {
             (first.job)(None)(Err("could not begin a transaction".into()));
             continue;
         }
@@ -549,7 +587,7 @@ fn writer_loop(mut w: Writer, rx: mpsc::Receiver<Queued>) {
         let commit = w.conn.execute_batch("COMMIT").map_err(|e| e.to_string());
         tracing::debug!(
             requests = replies.len(),
-            synced = !derived,
+            derived,
             work_ms = worked.as_secs_f64() * 1e3,
             commit_ms = (started.elapsed() - worked).as_secs_f64() * 1e3,
             "group committed"
@@ -560,14 +598,97 @@ fn writer_loop(mut w: Writer, rx: mpsc::Receiver<Queued>) {
             w.active = None;
             w.active_names.clear();
         }
-        for reply in replies {
-            reply(commit.clone());
+        if derived || commit.is_err() {
+            for reply in replies {
+                reply(commit.clone());
+            }
+        } else if let Err(mpsc::SendError(c)) = syncer.send(Committed { replies, commit }) {
+            for reply in c.replies {
+                reply(Err(SYNC_FAILED.into()));
+            }
         }
-        // Back to syncing before anything else: a checkpoint that restarts
-        // the WAL must sync what it copied (and the next request begins
-        // with a sync level it checks anyway).
-        if w.synchronous(true) {
-            w.bound_wal();
+        w.bound_wal();
+    }
+}
+
+/// The answer to every write once a sync of the WAL has failed.
+const SYNC_FAILED: &str = "the database's log could not be synced to the disk; \
+     writes are refused until leadscore is restarted";
+
+/// What the syncer thread shares with the writer: the WAL's path, and
+/// whether a sync has failed.
+#[derive(Debug)]
+struct WalSync {
+    wal: PathBuf,
+    /// Set for good by the first failed sync. After a failed `fsync` Linux
+    /// may drop the pages it could not write and report the next sync as a
+    /// success, so nothing written afterwards could be trusted to be durable.
+    failed: AtomicBool,
+    /// Successful syncs so far.
+    syncs: std::sync::atomic::AtomicU64,
+    /// Makes the next sync fail, for the test of that path.
+    #[cfg(test)]
+    fail_next: AtomicBool,
+}
+
+impl WalSync {
+    fn new(db: &Path) -> WalSync {
+        let mut wal = db.as_os_str().to_owned();
+        wal.push("-wal");
+        WalSync {
+            wal: wal.into(),
+            failed: AtomicBool::new(false),
+            syncs: Default::default(),
+            #[cfg(test)]
+            fail_next: AtomicBool::new(false),
+        }
+    }
+
+    /// Syncs the WAL's data to the disk, through a handle kept for the
+    /// process's life (see [`sync_handle`]); looked up by the file's
+    /// identity each time, so a WAL made anew is synced too.
+    fn sync(&self) -> std::result::Result<(), String> {
+        #[cfg(test)]
+        if self.fail_next.swap(false, Ordering::Relaxed) {
+            return Err("an injected failure".into());
+        }
+        let file = sync_handle(&self.wal).map_err(|e| e.to_string())?;
+        file.sync_data().map_err(|e| e.to_string())?;
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Answers the writer's groups once their commits are durable: takes every
+/// group committed so far, syncs the WAL once for all of them (one sync
+/// covers every frame written before it began), and answers them; the
+/// groups committed meanwhile wait for the next sync. A failed sync fails
+/// those groups' requests, and every write after them (see [`WalSync`]).
+/// Ends when the writer does, after answering everything it was sent.
+fn sync_loop(durable: &WalSync, committed: &mpsc::Receiver<Committed>) {
+    while let Ok(first) = committed.recv() {
+        let mut groups = vec![first];
+        groups.extend(committed.try_iter());
+        let started = std::time::Instant::now();
+        let synced = if durable.failed.load(Ordering::Relaxed) {
+            Err(SYNC_FAILED.to_owned())
+        } else {
+            durable.sync().map_err(|e| {
+                durable.failed.store(true, Ordering::Relaxed);
+                tracing::error!(error = %e, "syncing the WAL failed: writes are refused until a restart");
+                SYNC_FAILED.to_owned()
+            })
+        };
+        tracing::debug!(
+            groups = groups.len(),
+            sync_ms = started.elapsed().as_secs_f64() * 1e3,
+            "WAL synced"
+        );
+        for Committed { replies, commit } in groups {
+            let answer = commit.and_then(|()| synced.clone());
+            for reply in replies {
+                reply(answer.clone());
+            }
         }
     }
 }
@@ -629,25 +750,6 @@ impl Writer {
                 );
             }
             Err(e) => tracing::warn!(error = %e, "WAL restart failed; it is tried again"),
-        }
-    }
-
-    /// Makes the commits that follow sync (`true`: `synchronous = FULL`) or
-    /// not (`OFF`); false when SQLite refuses. Only between transactions.
-    fn synchronous(&mut self, sync: bool) -> bool {
-        if self.synced == sync {
-            return true;
-        }
-        let level = if sync { "FULL" } else { "OFF" };
-        match self.conn.execute_batch(&format!("PRAGMA synchronous = {level}")) {
-            Ok(()) => {
-                self.synced = sync;
-                true
-            }
-            Err(e) => {
-                tracing::error!(error = %e, level, "the writer could not set its sync level");
-                false
-            }
         }
     }
 
@@ -1130,6 +1232,7 @@ mod tests {
     use super::{SqliteStore, free_reader, sync_handle};
     use crate::StoreError;
     use std::sync::Arc;
+    use std::sync::atomic::Ordering;
 
     /// `LEAD_SELECT_LEN` counts `LEAD_SELECT`'s columns (the queries that
     /// read more after them start there).
@@ -1172,26 +1275,63 @@ mod tests {
         drop((next, last));
     }
 
-    /// A derived write (a rescoring's chunk) commits without a sync, alone;
-    /// every other write, queued behind it or after it, syncs (a derived
-    /// write queued behind another joins that one's group, and syncs too).
+    /// A write is answered only after a sync of the WAL that began after
+    /// its commit; a derived write (a rescoring's chunk) waits for none.
+    /// Every commit leaves the sync to the syncer thread.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn only_derived_writes_commit_without_a_sync() {
+    async fn a_write_is_answered_after_the_wal_is_synced() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
         let io = store.io.clone();
-        let level = |w: &mut super::Writer| -> crate::Result<i64> {
-            Ok(w.conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?)
+        // The syncs counted while the write ran, and its sync level (1 is NORMAL).
+        let syncs_then = |w: &mut super::Writer| -> crate::Result<(u64, i64)> {
+            let level = w.conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
+            Ok((w.durable.syncs.load(Ordering::SeqCst), level))
         };
-        // 2 is FULL, 0 is OFF.
-        assert_eq!(io.write(level).await.unwrap(), 2);
-        let (derived, durable) = tokio::join!(io.write_derived(level), io.write(level));
-        assert_eq!((derived.unwrap(), durable.unwrap()), (0, 2));
-        assert_eq!(io.write_derived(level).await.unwrap(), 0);
-        let (durable, derived) = tokio::join!(io.write(level), io.write_derived(level));
-        assert_eq!(durable.unwrap(), 2);
-        assert!(matches!(derived, Ok(0 | 2)));
-        assert_eq!(io.write(level).await.unwrap(), 2);
+        for _ in 0..20 {
+            let (then, level) = io.write(syncs_then).await.unwrap();
+            assert_eq!(level, 1);
+            let now = store_syncs(&store);
+            assert!(now > then, "answered after {now} syncs, written after {then}");
+        }
+        // Derived writes are answered at their commit: with no other write
+        // under way, no sync happens for them.
+        let before = store_syncs(&store);
+        for _ in 0..5 {
+            io.write_derived(syncs_then).await.unwrap();
+        }
+        assert_eq!(store_syncs(&store), before);
+    }
+
+    fn store_syncs(store: &SqliteStore) -> u64 {
+        store.durable.syncs.load(Ordering::SeqCst)
+    }
+
+    /// A failed sync fails the writes it was to make durable, and every
+    /// write after it, with a message that says so; reads go on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_sync_fails_its_writes_and_every_later_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+        let io = store.io.clone();
+        let write = |w: &mut super::Writer| -> crate::Result<()> {
+            w.conn.execute("PRAGMA user_version = 3", [])?;
+            Ok(())
+        };
+        io.write(write).await.unwrap();
+        store.durable.fail_next.store(true, Ordering::SeqCst);
+        for _ in 0..3 {
+            let e = io.write(write).await.unwrap_err().to_string();
+            assert!(e.contains("could not be synced"), "{e}");
+            assert!(e.contains("restarted"), "{e}");
+        }
+        let e = io.write_derived(write).await.unwrap_err().to_string();
+        assert!(e.contains("could not be synced"), "{e}");
+        let version: i64 = io
+            .read(|c| Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(version, 3);
     }
 
     /// The first request of a group runs without a savepoint: failing, it is
