@@ -9,6 +9,7 @@
 //! wait for the writer.
 
 mod automation;
+mod pcache;
 mod read;
 mod workflow;
 mod write;
@@ -148,6 +149,7 @@ const WRITER_CACHE_KIB: i64 = 65_536;
 const READER_CACHE_KIB: i64 = 16_384;
 
 fn open_conn(path: &Path, flags: OpenFlags, cache_kib: i64) -> Result<Connection> {
+    pcache::install();
     let conn = Connection::open_with_flags(path, flags)
         .map_err(|e| StoreError::Database(format!("cannot open {}: {e}", path.display())))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
@@ -1249,6 +1251,8 @@ mod tests {
         // Each connection knows its place (as its user_version).
         let readers: Vec<std::sync::Mutex<rusqlite::Connection>> = (0..3)
             .map(|k| {
+                // As every connection leadscore opens (see `open_conn`).
+                super::pcache::install();
                 let c = rusqlite::Connection::open_in_memory().unwrap();
                 c.pragma_update(None, "user_version", k).unwrap();
                 std::sync::Mutex::new(c)
