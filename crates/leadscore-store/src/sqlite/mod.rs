@@ -239,7 +239,7 @@ impl SqliteStore {
         // The writer's commits leave the WAL's sync to the syncer thread
         // (see `writer_loop`); its checkpoints still sync.
         conn.execute_batch("PRAGMA synchronous = NORMAL")?;
-        let durable = Arc::new(WalSync::new(path));
+        let durable = Arc::new(WalSync::open(&conn)?);
         let mut writer = Writer {
             conn,
             cache: LeadCache::default(),
@@ -252,17 +252,24 @@ impl SqliteStore {
             data_version: None,
             durable: durable.clone(),
         };
-        let syncer_state = durable.clone();
         writer.refresh_active()?;
         let (jobs, rx) = mpsc::channel::<Queued>();
         let (committed, to_sync) = mpsc::channel::<Committed>();
-        std::thread::Builder::new()
+        let syncer_state = durable.clone();
+        let syncer = std::thread::Builder::new()
             .name("sqlite-sync".into())
             .spawn(move || sync_loop(&syncer_state, &to_sync))
             .map_err(|e| StoreError::Database(format!("cannot start the syncer: {e}")))?;
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(writer, &rx, &committed))
+            .spawn(move || {
+                writer_loop(&mut writer, &rx, &committed);
+                // Every answer is given before the writer's connection
+                // closes (closing the last connection may delete the WAL).
+                drop(committed);
+                let _ = syncer.join();
+                drop(writer);
+            })
             .map_err(|e| StoreError::Database(format!("cannot start the writer: {e}")))?;
         let checkpointer = open_conn(
             path,
@@ -540,11 +547,8 @@ fn migrate_events_by_lead(conn: &Connection, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A group's commit and the answers waiting for it to be durable.
-struct Committed {
-    replies: Vec<Reply>,
-    commit: Result<(), String>,
-}
+/// The answers of a group whose commit waits for a sync.
+struct Committed(Vec<Reply>);
 
 /// Runs the write requests in group transactions. A group's commit writes
 /// its WAL frames without waiting for the disk (`synchronous = NORMAL`);
@@ -561,27 +565,27 @@ struct Committed {
 /// crash of the machine (not of the process: the operating system keeps
 /// what was written) in that moment can lose a write someone has read but
 /// whose client was never answered, and will retry it.
-fn writer_loop(mut w: Writer, rx: &mpsc::Receiver<Queued>, syncer: &mpsc::Sender<Committed>) {
+fn writer_loop(w: &mut Writer, rx: &mpsc::Receiver<Queued>, syncer: &mpsc::Sender<Committed>) {
     while let Ok(first) = rx.recv() {
         let started = std::time::Instant::now();
         // A derived write (see `Io::write_derived`) commits alone, and is
         // answered without waiting for a sync.
         let derived = first.derived;
         if w.durable.failed.load(Ordering::Relaxed) {
-            (first.job)(None)(Err(SYNC_FAILED.into()));
+            (first.job)(None)(Err(WRITES_REFUSED.into()));
             continue;
         }
         if !w.begin() {
             (first.job)(None)(Err("could not begin a transaction".into()));
             continue;
         }
-        let mut replies = vec![(first.job)(Some(&mut w))];
+        let mut replies = vec![(first.job)(Some(&mut *w))];
         while !derived && replies.len() < GROUP {
             match rx.try_recv() {
                 // SQLite may have rolled the whole transaction back itself (a
                 // full disk, an I/O error): the rest must not run outside it.
                 Ok(q) if w.conn.is_autocommit() => replies.push((q.job)(None)),
-                Ok(q) => replies.push((q.job)(Some(&mut w))),
+                Ok(q) => replies.push((q.job)(Some(&mut *w))),
                 Err(_) => break,
             }
         }
@@ -604,8 +608,12 @@ fn writer_loop(mut w: Writer, rx: &mpsc::Receiver<Queued>, syncer: &mpsc::Sender
             for reply in replies {
                 reply(commit.clone());
             }
-        } else if let Err(mpsc::SendError(c)) = syncer.send(Committed { replies, commit }) {
-            for reply in c.replies {
+        } else if let Err(mpsc::SendError(Committed(replies))) = syncer.send(Committed(replies)) {
+            // No syncer (it cannot have stopped but by a panic): these
+            // commits may never be synced, so nothing more is written.
+            w.durable.failed.store(true, Ordering::Relaxed);
+            tracing::error!("the WAL's syncer has stopped: writes are refused until a restart");
+            for reply in replies {
                 reply(Err(SYNC_FAILED.into()));
             }
         }
@@ -613,15 +621,24 @@ fn writer_loop(mut w: Writer, rx: &mpsc::Receiver<Queued>, syncer: &mpsc::Sender
     }
 }
 
-/// The answer to every write once a sync of the WAL has failed.
-const SYNC_FAILED: &str = "the database's log could not be synced to the disk; \
-     writes are refused until leadscore is restarted";
+/// The answer to the writes a failed sync was to make durable: they are
+/// committed, but whether the disk kept them is not known.
+const SYNC_FAILED: &str = "the database's log could not be synced to the disk, so this write \
+     may not be kept; writes are refused until leadscore is restarted";
+/// The answer to every write after a failed sync.
+const WRITES_REFUSED: &str = "writes are refused: the database's log could not be synced to \
+     the disk; restart leadscore";
 
-/// What the syncer thread shares with the writer: the WAL's path, and
-/// whether a sync has failed.
+/// What the syncer thread shares with the writer: the WAL, and whether a
+/// sync has failed.
 #[derive(Debug)]
 struct WalSync {
-    wal: PathBuf,
+    /// The WAL's path, as SQLite resolved it (symbolic links followed).
+    path: PathBuf,
+    /// The WAL open for syncing, with its identity; opened again should
+    /// SQLite ever make the file anew (only when every connection to the
+    /// database closes, which none of this store's does while it runs).
+    file: Mutex<(std::fs::File, (u64, u64))>,
     /// Set for good by the first failed sync. After a failed `fsync` Linux
     /// may drop the pages it could not write and report the next sync as a
     /// success, so nothing written afterwards could be trusted to be durable.
@@ -634,28 +651,54 @@ struct WalSync {
 }
 
 impl WalSync {
-    fn new(db: &Path) -> WalSync {
-        let mut wal = db.as_os_str().to_owned();
-        wal.push("-wal");
-        WalSync {
-            wal: wal.into(),
+    /// The WAL of the writer's connection, which is in WAL mode and has
+    /// committed (so the file exists).
+    fn open(conn: &Connection) -> Result<WalSync> {
+        let db = conn
+            .path()
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| StoreError::Database("the database has no file to sync".into()))?;
+        let path = PathBuf::from(format!("{db}-wal"));
+        let file = Self::open_file(&path).map_err(StoreError::Database)?;
+        Ok(WalSync {
+            path,
+            file: Mutex::new(file),
             failed: AtomicBool::new(false),
             syncs: Default::default(),
             #[cfg(test)]
             fail_next: AtomicBool::new(false),
-        }
+        })
     }
 
-    /// Syncs the WAL's data to the disk, through a handle kept for the
-    /// process's life (see [`sync_handle`]); looked up by the file's
-    /// identity each time, so a WAL made anew is synced too.
+    fn open_file(path: &Path) -> std::result::Result<(std::fs::File, (u64, u64)), String> {
+        use std::os::unix::fs::MetadataExt;
+        // Read-only: `fdatasync` on any descriptor of a file syncs the file.
+        // (Closing it drops no lock: SQLite locks the database and its
+        // `-shm` file, never the WAL.)
+        let file = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        Ok((file, (meta.dev(), meta.ino())))
+    }
+
+    /// Syncs the WAL's data to the disk: the file now at its path (one
+    /// `stat` to check it is still the one open).
     fn sync(&self) -> std::result::Result<(), String> {
+        use std::os::unix::fs::MetadataExt;
         #[cfg(test)]
         if self.fail_next.swap(false, Ordering::Relaxed) {
             return Err("an injected failure".into());
         }
-        let file = sync_handle(&self.wal).map_err(|e| e.to_string())?;
-        file.sync_data().map_err(|e| e.to_string())?;
+        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        let meta =
+            std::fs::metadata(&self.path).map_err(|e| format!("cannot read {}: {e}", self.path.display()))?;
+        if (meta.dev(), meta.ino()) != file.1 {
+            *file = Self::open_file(&self.path)?;
+        }
+        file.0
+            .sync_data()
+            .map_err(|e| format!("cannot sync {}: {e}", self.path.display()))?;
         self.syncs.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -673,7 +716,7 @@ fn sync_loop(durable: &WalSync, committed: &mpsc::Receiver<Committed>) {
         groups.extend(committed.try_iter());
         let started = std::time::Instant::now();
         let synced = if durable.failed.load(Ordering::Relaxed) {
-            Err(SYNC_FAILED.to_owned())
+            Err(WRITES_REFUSED.to_owned())
         } else {
             durable.sync().map_err(|e| {
                 durable.failed.store(true, Ordering::Relaxed);
@@ -686,10 +729,9 @@ fn sync_loop(durable: &WalSync, committed: &mpsc::Receiver<Committed>) {
             sync_ms = started.elapsed().as_secs_f64() * 1e3,
             "WAL synced"
         );
-        for Committed { replies, commit } in groups {
-            let answer = commit.and_then(|()| synced.clone());
+        for Committed(replies) in groups {
             for reply in replies {
-                reply(answer.clone());
+                reply(synced.clone());
             }
         }
     }
@@ -1307,35 +1349,73 @@ mod tests {
         assert_eq!(store_syncs(&store), before);
     }
 
+    /// A database reached through a symbolic link: SQLite keeps the WAL
+    /// beside the file the link names, and that WAL is the one synced.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_database_behind_a_symbolic_link_syncs_the_wal_sqlite_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        let real = dir.path().join("data").join("real.db");
+        drop(SqliteStore::open(&real).unwrap());
+        let link = dir.path().join("link.db");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let store = SqliteStore::open(&link).unwrap();
+        assert!(
+            store.durable.path.ends_with("data/real.db-wal"),
+            "{}",
+            store.durable.path.display()
+        );
+        let before = store_syncs(&store);
+        store
+            .io
+            .write(|w: &mut super::Writer| -> crate::Result<()> {
+                w.conn.execute_batch("PRAGMA application_id = 7")?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert!(store_syncs(&store) > before);
+        assert!(!dir.path().join("link.db-wal").exists());
+    }
+
     fn store_syncs(store: &SqliteStore) -> u64 {
         store.durable.syncs.load(Ordering::SeqCst)
     }
 
-    /// A failed sync fails the writes it was to make durable, and every
-    /// write after it, with a message that says so; reads go on.
+    /// A failed sync fails the writes it was to make durable (committed,
+    /// but perhaps not kept: the answer says so), and every write after it
+    /// is refused without being made; reads go on.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_sync_fails_its_writes_and_every_later_one() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
         let io = store.io.clone();
-        let write = |w: &mut super::Writer| -> crate::Result<()> {
-            w.conn.execute("PRAGMA user_version = 3", [])?;
-            Ok(())
+        let write = |n: i64| {
+            move |w: &mut super::Writer| -> crate::Result<()> {
+                w.conn.execute_batch(&format!("PRAGMA application_id = {n}"))?;
+                Ok(())
+            }
         };
-        io.write(write).await.unwrap();
+        let version = || async {
+            io.read(|c| Ok(c.query_row("PRAGMA application_id", [], |r| r.get::<_, i64>(0))?))
+                .await
+                .unwrap()
+        };
+        io.write(write(10)).await.unwrap();
         store.durable.fail_next.store(true, Ordering::SeqCst);
-        for _ in 0..3 {
-            let e = io.write(write).await.unwrap_err().to_string();
-            assert!(e.contains("could not be synced"), "{e}");
-            assert!(e.contains("restarted"), "{e}");
+        let e = io.write(write(11)).await.unwrap_err().to_string();
+        assert!(
+            e.contains("could not be synced") && e.contains("may not be kept"),
+            "{e}"
+        );
+        assert_eq!(version().await, 11);
+        for n in 12..15 {
+            let e = io.write(write(n)).await.unwrap_err().to_string();
+            assert!(e.contains("writes are refused") && e.contains("restart"), "{e}");
         }
-        let e = io.write_derived(write).await.unwrap_err().to_string();
-        assert!(e.contains("could not be synced"), "{e}");
-        let version: i64 = io
-            .read(|c| Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?))
-            .await
-            .unwrap();
-        assert_eq!(version, 3);
+        let e = io.write_derived(write(15)).await.unwrap_err().to_string();
+        assert!(e.contains("writes are refused"), "{e}");
+        assert_eq!(version().await, 11);
     }
 
     /// The first request of a group runs without a savepoint: failing, it is

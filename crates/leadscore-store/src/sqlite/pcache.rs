@@ -37,13 +37,13 @@ use rusqlite::ffi;
 const PENDING_BYTE: u32 = 0x4000_0000;
 
 /// The default implementation's methods, as SQLite gave them.
-struct Default(ffi::sqlite3_pcache_methods2);
+struct Methods(ffi::sqlite3_pcache_methods2);
 // SAFETY: the methods are plain function pointers and `pArg` is SQLite's
 // global argument for them, which SQLite itself shares between threads.
-unsafe impl Send for Default {}
-unsafe impl Sync for Default {}
+unsafe impl Send for Methods {}
+unsafe impl Sync for Methods {}
 
-static DEFAULT: OnceLock<Option<Default>> = OnceLock::new();
+static DEFAULT: OnceLock<Option<Methods>> = OnceLock::new();
 
 /// Pages parked by the wrapper so far, in every cache (for the tests).
 static PARKED: AtomicU64 = AtomicU64::new(0);
@@ -55,8 +55,10 @@ struct Cache {
     pending: u32,
     /// No page in the cache has a larger key (zero: none yet).
     max_key: AtomicU32,
-    /// Where the page SQLite thinks is at `pending` sits instead.
+    /// Where the page SQLite thinks is at `pending` sits instead (zero:
+    /// nowhere), and the bound on the keys before it was parked there.
     parked: AtomicU32,
+    max_before: AtomicU32,
 }
 
 /// Installs the wrapper (once; see the module's documentation). True when
@@ -75,7 +77,7 @@ pub(crate) fn install() -> bool {
                 ) != ffi::SQLITE_OK
                     || default.xCreate.is_none()
                 {
-                    tracing::debug!("SQLite's page cache is used as it is: SQLite was initialised before");
+                    tracing::warn!("SQLite's page cache is used as it is: SQLite was initialised before");
                     return None;
                 }
                 let ours = ffi::sqlite3_pcache_methods2 {
@@ -95,10 +97,16 @@ pub(crate) fn install() -> bool {
                     &ours as *const ffi::sqlite3_pcache_methods2,
                 ) != ffi::SQLITE_OK
                 {
-                    tracing::debug!("SQLite's page cache is used as it is: SQLite refused the wrapper");
+                    tracing::warn!("SQLite's page cache is used as it is: SQLite refused the wrapper");
                     return None;
                 }
-                Some(Default(default))
+                // At once, so that no other thread's configuration comes
+                // between (`sqlite3_config` is not thread-safe; once
+                // initialised, SQLite refuses it).
+                if ffi::sqlite3_initialize() != ffi::SQLITE_OK {
+                    tracing::warn!("SQLite could not initialise with the page cache wrapper");
+                }
+                Some(Methods(default))
             }
         })
         .is_some()
@@ -133,6 +141,7 @@ unsafe extern "C" fn create(sz_page: c_int, sz_extra: c_int, purgeable: c_int) -
         pending,
         max_key: AtomicU32::new(0),
         parked: AtomicU32::new(0),
+        max_before: AtomicU32::new(0),
     });
     Box::into_raw(cache).cast()
 }
@@ -175,25 +184,44 @@ unsafe extern "C" fn rekey(
 ) {
     // SAFETY: as in `cachesize`.
     let c = unsafe { cache(p) };
+    let methods = default();
     let max = c.max_key.load(Ordering::Relaxed);
     let mut new_key = new;
-    if new == c.pending && max.saturating_add(1) < c.pending {
+    if new == c.pending
+        && c.parked.load(Ordering::Relaxed) == 0
+        && max.saturating_add(1) < c.pending
+        // SAFETY: a lookup without creating, as SQLite's own move does. The
+        // key past the bound is free; checked all the same, since a key
+        // in use would lose its page.
+        && unsafe { (methods.xFetch.expect("xFetch"))(c.inner, max + 1, 0) }.is_null()
+    {
         // Parked just past every key in use, instead of far past them.
         new_key = max + 1;
         c.parked.store(new_key, Ordering::Relaxed);
+        c.max_before.store(max, Ordering::Relaxed);
         PARKED.fetch_add(1, Ordering::Relaxed);
     }
     let mut old_key = old;
+    let mut unparked = false;
     if old == c.pending {
         let parked = c.parked.swap(0, Ordering::Relaxed);
         if parked != 0 {
             old_key = parked;
+            unparked = true;
         }
     }
     // SAFETY: forwarded with the keys the default implementation holds the
-    // page under; `new_key` is unused (no key in the cache exceeds `max`).
-    unsafe { (default().xRekey.expect("xRekey"))(c.inner, page, old_key, new_key) };
-    raise(&c.max_key, new_key);
+    // page under; `new_key` is free (checked above, or SQLite's own).
+    unsafe { (methods.xRekey.expect("xRekey"))(c.inner, page, old_key, new_key) };
+    if unparked && c.max_key.load(Ordering::Relaxed) == old_key {
+        // The parking key held nothing else (nothing larger came since):
+        // the bound goes back to what it was, or the new key if larger, so
+        // a transaction of many splits does not push it up by one each.
+        let before = c.max_before.load(Ordering::Relaxed);
+        c.max_key.store(before.max(new_key), Ordering::Relaxed);
+    } else {
+        raise(&c.max_key, new_key);
+    }
 }
 
 /// Raises the bound to `key`. A cache is used by one connection, so by one
@@ -260,6 +288,9 @@ mod tests {
             assert!(fetch(p, 262_145, 0).is_null());
             rekey(p, b, 7, 10);
             rekey(p, a, 262_145, 7);
+            // The bound is back where it was.
+            assert_eq!(c.max_key.load(Ordering::Relaxed), 10);
+            assert_eq!(c.parked.load(Ordering::Relaxed), 0);
             assert_eq!(fetch(p, 7, 0), a);
             assert_eq!(fetch(p, 10, 0), b);
             assert!(fetch(p, 11, 0).is_null());
