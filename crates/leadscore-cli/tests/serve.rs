@@ -306,7 +306,7 @@ fn serve_demo_has_scored_leads_and_logs_no_personal_data() {
 }
 
 /// The automation runs on a runtime of its own, behind the requests: its
-/// threads are named `automation` and (on Linux) run at nice 10, and from
+/// threads are named `automation` and (on Linux) run at nice 19, and from
 /// there it routes the demo's hot leads to the senior reps of their
 /// countries (`examples/automation.toml`).
 #[test]
@@ -328,7 +328,11 @@ fn the_automation_routes_hot_leads_from_threads_of_its_own() {
                 .and_then(|(_, rest)| rest.split_whitespace().nth(16)?.parse().ok());
             if name.trim() == "automation" {
                 automation += 1;
-                assert_eq!(nice, Some(10), "an automation thread's priority: {stat}");
+                assert_eq!(
+                    nice,
+                    Some(i64::from(leadscore_store::BACKGROUND_NICE)),
+                    "an automation thread's priority: {stat}"
+                );
             } else if name.trim() == "tokio-rt-worker" {
                 assert_eq!(nice, Some(0), "a request thread's priority: {stat}");
             }
