@@ -16,7 +16,7 @@ mod write;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use async_trait::async_trait;
@@ -634,16 +634,17 @@ const WRITES_REFUSED: &str = "writes are refused: the database's log could not b
 struct WalSync {
     /// The WAL's path, as SQLite resolved it (symbolic links followed).
     path: PathBuf,
-    /// The WAL open for syncing, with its identity; opened again should
-    /// SQLite ever make the file anew (only when every connection to the
-    /// database closes, which none of this store's does while it runs).
-    file: Mutex<(std::fs::File, (u64, u64))>,
+    /// The WAL, open for syncing. SQLite makes the file anew only when the
+    /// last connection to the database closes, and the writer's closes only
+    /// after the syncer has ended (see `SqliteStore::open`), so this stays
+    /// the file SQLite writes for as long as anything is synced.
+    file: std::fs::File,
     /// Set for good by the first failed sync. After a failed `fsync` Linux
     /// may drop the pages it could not write and report the next sync as a
     /// success, so nothing written afterwards could be trusted to be durable.
     failed: AtomicBool,
     /// Successful syncs so far.
-    syncs: std::sync::atomic::AtomicU64,
+    syncs: AtomicU64,
     /// Makes the next sync fail, for the test of that path.
     #[cfg(test)]
     fail_next: AtomicBool,
@@ -658,44 +659,28 @@ impl WalSync {
             .filter(|p| !p.is_empty())
             .ok_or_else(|| StoreError::Database("the database has no file to sync".into()))?;
         let path = PathBuf::from(format!("{db}-wal"));
-        let file = Self::open_file(&path).map_err(StoreError::Database)?;
+        // Read-only: `fdatasync` on any descriptor of a file syncs the file.
+        // (Closing it drops no lock: SQLite locks the database and its
+        // `-shm` file, never the WAL.)
+        let file = std::fs::File::open(&path)
+            .map_err(|e| StoreError::Database(format!("cannot open {}: {e}", path.display())))?;
         Ok(WalSync {
             path,
-            file: Mutex::new(file),
+            file,
             failed: AtomicBool::new(false),
-            syncs: Default::default(),
+            syncs: AtomicU64::new(0),
             #[cfg(test)]
             fail_next: AtomicBool::new(false),
         })
     }
 
-    fn open_file(path: &Path) -> std::result::Result<(std::fs::File, (u64, u64)), String> {
-        use std::os::unix::fs::MetadataExt;
-        // Read-only: `fdatasync` on any descriptor of a file syncs the file.
-        // (Closing it drops no lock: SQLite locks the database and its
-        // `-shm` file, never the WAL.)
-        let file = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        let meta = file
-            .metadata()
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        Ok((file, (meta.dev(), meta.ino())))
-    }
-
-    /// Syncs the WAL's data to the disk: the file now at its path (one
-    /// `stat` to check it is still the one open).
+    /// Syncs the WAL's data to the disk.
     fn sync(&self) -> std::result::Result<(), String> {
-        use std::os::unix::fs::MetadataExt;
         #[cfg(test)]
         if self.fail_next.swap(false, Ordering::Relaxed) {
             return Err("an injected failure".into());
         }
-        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        let meta =
-            std::fs::metadata(&self.path).map_err(|e| format!("cannot read {}: {e}", self.path.display()))?;
-        if (meta.dev(), meta.ino()) != file.1 {
-            *file = Self::open_file(&self.path)?;
-        }
-        file.0
+        self.file
             .sync_data()
             .map_err(|e| format!("cannot sync {}: {e}", self.path.display()))?;
         self.syncs.fetch_add(1, Ordering::Relaxed);
