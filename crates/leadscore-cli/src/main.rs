@@ -17,6 +17,10 @@ use leadscore_core::{ModelError, ScoringModel, Timestamp};
 use crate::batch::{Inputs, StrictStop};
 use crate::output::Format;
 
+/// mimalloc instead of glibc's malloc: see README ("Dependencies").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "leadscore",

@@ -9,6 +9,7 @@
 //! wait for the writer.
 
 mod automation;
+mod memory;
 mod pcache;
 mod read;
 mod workflow;

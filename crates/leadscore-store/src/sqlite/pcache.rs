@@ -61,8 +61,9 @@ struct Cache {
     max_before: AtomicU32,
 }
 
-/// Installs the wrapper (once; see the module's documentation). True when
-/// it is in use.
+/// Installs the wrapper (once; see the module's documentation), and with
+/// it SQLite's memory functions (`memory.rs`), which must also be set
+/// before SQLite initialises. True when the wrapper is in use.
 pub(crate) fn install() -> bool {
     DEFAULT
         .get_or_init(|| {
@@ -79,6 +80,16 @@ pub(crate) fn install() -> bool {
                 {
                     tracing::warn!("SQLite's page cache is used as it is: SQLite was initialised before");
                     return None;
+                }
+                // SQLite's memory from the global allocator (memory.rs).
+                if ffi::sqlite3_config(
+                    ffi::SQLITE_CONFIG_MALLOC,
+                    &super::memory::methods() as *const ffi::sqlite3_mem_methods,
+                ) != ffi::SQLITE_OK
+                {
+                    tracing::warn!(
+                        "SQLite keeps the C library's malloc: SQLite refused the global allocator"
+                    );
                 }
                 let ours = ffi::sqlite3_pcache_methods2 {
                     xCreate: Some(create),

@@ -871,6 +871,8 @@ impl Writer {
 /// the first request after a start took 50-120 ms (and every request queued
 /// behind it waited as long). Each allocation here of 96 KiB (under the
 /// size glibc maps apart) sorts its 10,000; it stops once one is quick.
+/// (The `leadscore` binary allocates with mimalloc, where the first is
+/// quick; the tests' binaries, and any other embedding, keep glibc's.)
 pub(super) fn settle_allocator() {
     for _ in 0..1000 {
         let started = std::time::Instant::now();
