@@ -449,10 +449,8 @@ fn checkpoint_loop(conn: &Connection, db_file: &std::fs::File, stop: &mpsc::Rece
     let mut passes_long = 0;
     while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(pause) {
         let started = std::time::Instant::now();
-        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-        }) {
-            Ok((frames, copied)) => {
+        match wal_checkpoint(conn, "PASSIVE") {
+            Ok((_, frames, copied)) => {
                 let copied_at = started.elapsed();
                 if copied > 0 && copied != synced {
                     if let Err(e) = db_file.sync_data() {
@@ -739,6 +737,15 @@ const WAL_RESTART_BEHIND: i64 = 4096;
 /// the checkpointer counts as caught up (see `checkpoint_loop`).
 const RESTART_PASSES: u32 = 3;
 
+/// Runs a checkpoint in `mode` (PASSIVE, RESTART, ...): whether it was
+/// kept from finishing (busy, 0 or 1), the WAL's length in frames and how
+/// many of them are copied into the database (-1 and -1 when busy).
+fn wal_checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<(i64, i64, i64)> {
+    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })
+}
+
 /// What [`restart_wal`] did (times in milliseconds).
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Restart {
@@ -754,9 +761,7 @@ enum Restart {
 /// then, when it copied everything or `forced`, the restart.
 fn restart_wal(conn: &Connection, forced: bool) -> rusqlite::Result<Restart> {
     let started = std::time::Instant::now();
-    let (busy, in_wal, copied) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-    })?;
+    let (busy, in_wal, copied) = wal_checkpoint(conn, "PASSIVE")?;
     let pass_ms = started.elapsed().as_secs_f64() * 1e3;
     // Busy: the checkpointer is in the middle of a pass.
     if (busy != 0 || copied < in_wal) && !forced {
@@ -766,7 +771,7 @@ fn restart_wal(conn: &Connection, forced: bool) -> rusqlite::Result<Restart> {
         });
     }
     let started = std::time::Instant::now();
-    let busy = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0))?;
+    let (busy, ..) = wal_checkpoint(conn, "RESTART")?;
     Ok(Restart::Tried {
         pass_ms,
         ms: started.elapsed().as_secs_f64() * 1e3,
@@ -1359,9 +1364,7 @@ mod tests {
         writer
             .execute_batch("INSERT INTO t VALUES (randomblob(3000))")
             .unwrap();
-        let frames: i64 = writer
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
-            .unwrap();
+        let (_, frames, _) = super::wal_checkpoint(&writer, "PASSIVE").unwrap();
         assert!((1..=4).contains(&frames), "{frames} frames in the WAL");
         assert_eq!(count(&reader), 103);
     }
