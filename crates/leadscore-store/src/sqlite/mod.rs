@@ -12,6 +12,7 @@ mod automation;
 mod memory;
 mod pcache;
 mod read;
+mod walwrite;
 mod workflow;
 mod write;
 
@@ -152,6 +153,7 @@ const READER_CACHE_KIB: i64 = 16_384;
 
 fn open_conn(path: &Path, flags: OpenFlags, cache_kib: i64) -> Result<Connection> {
     pcache::install();
+    walwrite::register();
     let conn = Connection::open_with_flags(path, flags)
         .map_err(|e| StoreError::Database(format!("cannot open {}: {e}", path.display())))?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
