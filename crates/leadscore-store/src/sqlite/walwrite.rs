@@ -503,6 +503,21 @@ mod tests {
         .unwrap()
     }
 
+    /// A copy of the database and its WAL (`w.db`, `w.db-wal` in `dir`) as
+    /// a crash would leave them: the copy recovers from the WAL alone.
+    fn crash_copy(dir: &std::path::Path) -> tempfile::TempDir {
+        let copy = tempfile::tempdir().unwrap();
+        for name in ["w.db", "w.db-wal"] {
+            std::fs::copy(dir.join(name), copy.path().join(name)).unwrap();
+        }
+        copy
+    }
+
+    fn assert_intact(c: &rusqlite::Connection) {
+        let check: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+        assert_eq!(check, "ok");
+    }
+
     /// A commit of many pages is one write to the WAL, and what another
     /// connection reads of it, and what a copy of the files recovers from
     /// the WAL alone, is all of it.
@@ -542,20 +557,10 @@ mod tests {
         assert_eq!(sum(&reader), (201, 200 * 201 / 2));
         // A copy of the database and its WAL, as a crash would leave them
         // (nothing checkpointed): SQLite recovers every commit from the WAL.
-        let copy = tempfile::tempdir().unwrap();
-        for suffix in ["", "-wal"] {
-            std::fs::copy(
-                dir.path().join(format!("w.db{suffix}")),
-                copy.path().join(format!("w.db{suffix}")),
-            )
-            .unwrap();
-        }
+        let copy = crash_copy(dir.path());
         let recovered = open(&copy.path().join("w.db"));
         assert_eq!(sum(&recovered), (201, 200 * 201 / 2));
-        let check: String = recovered
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(check, "ok");
+        assert_intact(&recovered);
     }
 
     /// A transaction larger than its page cache spills frames to the WAL
@@ -605,18 +610,10 @@ mod tests {
             REWRITES.with(std::cell::Cell::get) > rewrites,
             "no frame was rewritten"
         );
-        let copy = tempfile::tempdir().unwrap();
-        for suffix in ["", "-wal"] {
-            std::fs::copy(
-                dir.path().join(format!("w.db{suffix}")),
-                copy.path().join(format!("w.db{suffix}")),
-            )
-            .unwrap();
-        }
+        let copy = crash_copy(dir.path());
         for c in [&reader, &open(&copy.path().join("w.db"))] {
             assert_eq!(sum(c).1, expected);
-            let check: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
-            assert_eq!(check, "ok");
+            assert_intact(c);
         }
     }
 }
