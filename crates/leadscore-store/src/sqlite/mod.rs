@@ -1031,17 +1031,16 @@ impl Writer {
             Err(e) => {
                 // The entries this write changed may hold what is undone.
                 self.cache.undo();
-                if !alone && !savepoint {
-                    // Undone by the caller, with the whole transaction.
-                } else if alone {
+                if alone {
                     // Nothing but this request is in the transaction. The
                     // requests after it in the group get one of their own
                     // (none, if it cannot begin: see `writer_loop`).
                     let _ = self.conn.execute_batch("ROLLBACK");
                     self.begin();
-                } else {
+                } else if savepoint {
                     let _ = self.conn.execute_batch("ROLLBACK TO job; RELEASE job");
                 }
+                // Else the caller rolls back the whole transaction.
                 Err(e)
             }
         }
