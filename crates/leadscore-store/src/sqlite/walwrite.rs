@@ -241,10 +241,12 @@ unsafe extern "C" fn write(
     amt: c_int,
     offset: i64,
 ) -> c_int {
-    // SAFETY: SQLite's contract for `xWrite`: `data` holds `amt` bytes.
+    // SAFETY: as for `parts`.
     let (wal, methods) = unsafe { parts(file) };
+    // SAFETY: SQLite's contract for `xWrite`: `data` holds `amt` bytes.
     let bytes = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), amt.max(0) as usize) };
-    // SAFETY: `pending` is ours from `open` until `close`.
+    // SAFETY: `pending` is ours from `open` until `close`; this reference
+    // is not used after `flush` takes its own.
     let pending = unsafe { &mut *wal.pending };
     let through = |wal: &mut WalFile| {
         let rc = flush(wal, methods);
@@ -277,6 +279,7 @@ unsafe extern "C" fn write(
             return rc;
         }
     }
+    // SAFETY: as above, taken again after the flush.
     let pending = unsafe { &mut *wal.pending };
     if pending.buf.is_empty() {
         pending.start = offset;
