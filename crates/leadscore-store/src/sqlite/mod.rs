@@ -100,85 +100,40 @@ trait WriteJob: Send {
 }
 type Job = Box<dyn WriteJob>;
 
-/// A request's outcome, sent once its commit is known.
-struct Answer<T> {
+/// A queued request: its work (an `FnOnce` wrapped to run once), whether
+/// it may run again, and its outcome, sent once its commit is known.
+struct Request<T, F> {
+    f: F,
+    redoable: bool,
     tx: tokio::sync::oneshot::Sender<Result<T>>,
     result: Option<Result<T>>,
 }
 
-impl<T: Send + 'static> Answer<T> {
-    fn reply(self) -> Reply {
-        let Answer { tx, result } = self;
-        Box::new(move |commit: Result<(), String>| {
-            let _ = tx.send(match commit {
-                Ok(()) => result.unwrap_or_else(|| Err(StoreError::Database("the write did not run".into()))),
-                Err(e) => Err(StoreError::Database(e)),
-            });
-        })
-    }
-
-    /// Runs `f` as `undo` says and keeps its outcome: whether it succeeded.
-    fn run(
-        &mut self,
-        w: Option<&mut Writer>,
-        undo: Undo,
-        f: impl FnOnce(&mut Writer, Undo) -> Result<T>,
-    ) -> bool {
+impl<T, F> WriteJob for Request<T, F>
+where
+    T: Send + 'static,
+    F: FnMut(&mut Writer) -> Result<T> + Send,
+{
+    fn run(&mut self, w: Option<&mut Writer>, undo: Undo) -> bool {
         let result = match w {
-            Some(w) => f(w, undo),
+            Some(w) => w.run_undoable(&mut self.f, undo),
             None => Err(StoreError::Database("could not begin a transaction".into())),
         };
         let ok = result.is_ok();
         self.result = Some(result);
         ok
     }
-}
-
-/// A request that runs once.
-struct Once<T, F> {
-    f: Option<F>,
-    answer: Answer<T>,
-}
-
-impl<T, F> WriteJob for Once<T, F>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut Writer) -> Result<T> + Send,
-{
-    fn run(&mut self, w: Option<&mut Writer>, undo: Undo) -> bool {
-        let Some(f) = self.f.take() else {
-            return false;
-        };
-        self.answer.run(w, undo, |w, undo| w.run_undoable(f, undo))
-    }
     fn redoable(&self) -> bool {
-        false
+        self.redoable
     }
     fn reply(self: Box<Self>) -> Reply {
-        self.answer.reply()
-    }
-}
-
-/// A request that may run again (see [`Io::write_redoable`]).
-struct Redoable<T, F> {
-    f: F,
-    answer: Answer<T>,
-}
-
-impl<T, F> WriteJob for Redoable<T, F>
-where
-    T: Send + 'static,
-    F: FnMut(&mut Writer) -> Result<T> + Send,
-{
-    fn run(&mut self, w: Option<&mut Writer>, undo: Undo) -> bool {
-        let f = &mut self.f;
-        self.answer.run(w, undo, |w, undo| w.run_undoable(f, undo))
-    }
-    fn redoable(&self) -> bool {
-        true
-    }
-    fn reply(self: Box<Self>) -> Reply {
-        self.answer.reply()
+        let Request { tx, result, .. } = *self;
+        Box::new(move |commit: Result<(), String>| {
+            let _ = tx.send(match commit {
+                Ok(()) => result.unwrap_or_else(|| Err(StoreError::Database("the write did not run".into()))),
+                Err(e) => Err(StoreError::Database(e)),
+            });
+        })
     }
 }
 
@@ -459,9 +414,7 @@ impl Io {
         &self,
         f: impl FnMut(&mut Writer) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let answer = Answer { tx, result: None };
-        self.send(Box::new(Redoable { f, answer }), false, rx).await
+        self.send(f, true, false).await
     }
 
     async fn queue<T: Send + 'static>(
@@ -469,18 +422,28 @@ impl Io {
         f: impl FnOnce(&mut Writer) -> Result<T> + Send + 'static,
         derived: bool,
     ) -> Result<T> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let answer = Answer { tx, result: None };
-        self.send(Box::new(Once { f: Some(f), answer }), derived, rx)
-            .await
+        // Never run twice: its request is not redoable.
+        let mut f = Some(f);
+        let once = move |w: &mut Writer| match f.take() {
+            Some(f) => f(w),
+            None => Err(StoreError::Database("the write ran already".into())),
+        };
+        self.send(once, false, derived).await
     }
 
-    async fn send<T>(
+    async fn send<T: Send + 'static>(
         &self,
-        job: Job,
+        f: impl FnMut(&mut Writer) -> Result<T> + Send + 'static,
+        redoable: bool,
         derived: bool,
-        rx: tokio::sync::oneshot::Receiver<Result<T>>,
     ) -> Result<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(Request {
+            f,
+            redoable,
+            tx,
+            result: None,
+        });
         self.jobs
             .send(Queued { job, derived })
             .map_err(|_| StoreError::Database("the database writer has stopped".into()))?;

@@ -370,14 +370,9 @@ unsafe extern "C" fn file_control(file: *mut ffi::sqlite3_file, op: c_int, arg: 
     // SAFETY: forwarded as SQLite called it. An operation the platform does
     // not know answers NOTFOUND, as SQLite expects.
     unsafe {
-        let (wal, methods) = parts(file);
-        let rc = flush(wal, methods);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        methods
-            .xFileControl
-            .map_or(ffi::SQLITE_NOTFOUND, |f| f(wal.platform, op, arg))
+        flushed(file, |p, m| {
+            Some(m.xFileControl.map_or(ffi::SQLITE_NOTFOUND, |f| f(p, op, arg)))
+        })
     }
 }
 
@@ -455,18 +450,15 @@ unsafe extern "C" fn fetch(
     // SAFETY: forwarded as SQLite called it; without the platform's method,
     // no mapping (SQLite then reads).
     unsafe {
-        let (wal, methods) = parts(file);
-        let rc = flush(wal, methods);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        match methods.xFetch {
-            Some(f) => f(wal.platform, offset, amt, out),
-            None => {
-                *out = std::ptr::null_mut();
-                ffi::SQLITE_OK
-            }
-        }
+        flushed(file, |p, m| {
+            Some(match m.xFetch {
+                Some(f) => f(p, offset, amt, out),
+                None => {
+                    *out = std::ptr::null_mut();
+                    ffi::SQLITE_OK
+                }
+            })
+        })
     }
 }
 
